@@ -38,6 +38,31 @@ BASE_FEATURES: tuple[str, ...] = (
 )
 
 
+#: Upper bound of each base feature (observations are clipped to it; the one-hot columns are <= 1).
+FEATURE_HIGH: dict[str, float] = {
+    "recency_days": 365,
+    "frequency": 1000,
+    "monetary_avg": 100_000,
+    "days_since_email": 365,
+    "sends_7d": 7,
+    "sends_30d": 30,
+    "opens_7d": 7,
+    "opens_30d": 30,
+    "clicks_7d": 7,
+    "clicks_30d": 30,
+    "tenure_days": 3650,
+    "discount_share": 1,
+    "coupon_days_left": 60,
+    "consent": 1,
+    "campaign_day": 3650,
+}
+
+
+def feature_bounds(features: tuple[str, ...]) -> np.ndarray:
+    """Upper bounds of ``features`` (float32 ``(d,)``); all features are >= 0."""
+    return np.array([FEATURE_HIGH.get(f, 1.0) for f in features], dtype=np.float32)
+
+
 def observation_features(scenario: Scenario) -> tuple[str, ...]:
     """Names of the observation vector's entries for ``scenario`` (the logged context columns)."""
     return BASE_FEATURES + tuple(f"last_category_{c}" for c in scenario.categories)

@@ -1,7 +1,17 @@
 """The customer population model, its drivers (vectorized daily, SimPy campaign) and ground truth."""
 
 from nextbest.simulator.baselines import BUILTIN_POLICIES, BAUPolicy, NeverEmail, make_policy
-from nextbest.simulator.driver import CAMPAIGN_START, PolicyValue, Step, policy_value, rollout, spawn_rngs
+from nextbest.simulator.driver import (
+    CAMPAIGN_START,
+    LogCollector,
+    PolicyValue,
+    Step,
+    log_metadata,
+    policy_value,
+    rollout,
+    simulate,
+    spawn_rngs,
+)
 from nextbest.simulator.model import ARRAY, SCALAR, CustomerModel, Outcome, Probabilities, State, Traits
 
 __all__ = [
@@ -18,7 +28,10 @@ __all__ = [
     "State",
     "Step",
     "Traits",
+    "LogCollector",
+    "log_metadata",
     "make_policy",
+    "simulate",
     "policy_value",
     "rollout",
     "spawn_rngs",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,17 @@ from nextbest.policy import Policy, sample_actions
 from nextbest.scenario import Scenario
 from nextbest.simulator.model import CustomerModel, Outcome, State, Traits
 
-__all__ = ["CAMPAIGN_START", "PolicyValue", "Step", "policy_value", "rollout", "simulate", "spawn_rngs"]
+__all__ = [
+    "CAMPAIGN_START",
+    "LogCollector",
+    "PolicyValue",
+    "Step",
+    "log_metadata",
+    "policy_value",
+    "rollout",
+    "simulate",
+    "spawn_rngs",
+]
 
 #: Day 0 of every simulated campaign (decision_time = start + step days).
 CAMPAIGN_START = pd.Timestamp("2026-01-05")
@@ -171,3 +182,96 @@ def policy_value(
     mean = float(expected.mean())
     se = float(expected.std(ddof=1) / np.sqrt(n_customers)) if n_customers > 1 else float("inf")
     return PolicyValue(policy.name, mean, mean - 1.96 * se, mean + 1.96 * se, se, n_customers, horizon)
+
+
+class LogCollector:
+    """``on_step`` callback that gathers one logged-feedback row per decision of an active customer."""
+
+    def __init__(self, model: CustomerModel, policy_id: str, horizon: int) -> None:
+        self.model = model
+        self.policy_id = policy_id
+        self.horizon = horizon
+        self._parts: list[dict[str, np.ndarray]] = []
+
+    def __call__(self, step: Step) -> None:
+        rows = np.flatnonzero(step.active)
+        m = self.model
+        part: dict[str, np.ndarray] = {
+            "customer_id": rows.astype(np.int64),
+            "step": np.full(rows.size, step.t, dtype=np.int64),
+        }
+        for j, name in enumerate(m.features):
+            part[name] = step.obs[rows, j]
+        part["action"] = step.actions[rows]
+        part["propensity"] = step.propensity[rows]
+        for k, name in enumerate(m.catalog.names):
+            part[f"prob_{name}"] = step.probs[rows, k]
+        out = step.outcome
+        part["reward"] = out.reward[rows]
+        for name in OUTCOME_COLUMNS:
+            part[name] = getattr(out, name)[rows]
+        for j, name in enumerate(m.features):
+            part[f"next_{name}"] = step.next_obs[rows, j]
+        part["terminated"] = step.terminated[rows]
+        part["truncated"] = np.full(rows.size, step.t == self.horizon - 1) & ~step.terminated[rows]
+        self._parts.append(part)
+
+    def frame(self) -> pd.DataFrame:
+        """All rows so far, ordered by day then customer."""
+        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
+        n = cols["step"].size
+        names = np.asarray(self.model.catalog.names)
+        front = {
+            "customer_id": cols.pop("customer_id"),
+            "decision_time": CAMPAIGN_START + pd.to_timedelta(cols["step"], unit="D"),
+            "episode_id": None,
+            "step": cols.pop("step"),
+            "policy_id": np.full(n, self.policy_id),
+        }
+        front["episode_id"] = front["customer_id"]
+        action = cols.pop("action")
+        features = {k: cols.pop(k) for k in self.model.features}
+        frame = pd.DataFrame({**front, **features, "action": action, "action_name": names[action], **cols})
+        for flag in ("opened", "clicked", "purchased", "unsubscribed"):
+            frame[flag] = frame[flag].astype(np.int8)
+        return frame
+
+
+def simulate(
+    scenario: Scenario | CustomerModel,
+    policy: Policy,
+    n_customers: int,
+    days: int | None = None,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Simulate a campaign and return its logged feedback (one row per decision, see
+    :mod:`nextbest.logs`); ``frame.attrs["nextbest"]`` holds the metadata to store with it.
+
+    Example:
+        >>> from nextbest import Scenario
+        >>> from nextbest.simulator import CustomerModel, make_policy, simulate
+        >>> m = CustomerModel(Scenario.load("retail"))
+        >>> logs = simulate(m, make_policy("bau", m.features, m.catalog), 100, 7, seed=0)
+        >>> len(logs), logs["propensity"].between(0, 1).all()
+        (700, np.True_)
+    """
+    model = scenario if isinstance(scenario, CustomerModel) else CustomerModel(scenario)
+    days = model.scenario.horizon_days if days is None else days
+    collector = LogCollector(model, policy.name, days)
+    rollout(model, policy, n_customers, days, seed, on_step=collector, progress=progress)
+    frame = collector.frame()
+    frame.attrs["nextbest"] = log_metadata(model, policy.name, seed)
+    return frame
+
+
+def log_metadata(model: CustomerModel, policy_id: str, seed: Any) -> dict[str, Any]:
+    """What a logged-feedback file records about where it came from."""
+    return {
+        "scenario": model.scenario.name,
+        "policy": policy_id,
+        "seed": seed if isinstance(seed, int) else str(seed),
+        "features": list(model.features),
+        "action_names": list(model.catalog.names),
+    }

@@ -28,15 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from nextbest.actions import BASE_FEATURES, ActionCatalog, observation_features
+from nextbest.actions import BASE_FEATURES, FEATURE_HIGH, ActionCatalog, observation_features
 from nextbest.scenario import Scenario
 
 __all__ = ["ARRAY", "SCALAR", "CustomerModel", "Outcome", "Probabilities", "State", "Traits"]
 
 _MASK30 = (1 << 30) - 1
 _MASK7 = (1 << 7) - 1
-_RECENCY_CAP = 365
-_TENURE_CAP = 3650
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -133,6 +131,19 @@ def _fields_to_row(obj: Any, i: int) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name)[i].tolist() for f in fields(obj)}
 
 
+def _take(obj: Any, idx: np.ndarray) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name)[idx] for f in fields(obj)}
+
+
+def _put(obj: Any, idx: np.ndarray, part: Any) -> dict[str, Any]:
+    out = {}
+    for f in fields(obj):
+        arr = getattr(obj, f.name).copy()
+        arr[idx] = getattr(part, f.name)
+        out[f.name] = arr
+    return out
+
+
 @dataclass(frozen=True)
 class Traits:
     """Latent, fixed customer traits (never observed by the business). Arrays of shape ``(n,)``
@@ -159,7 +170,11 @@ class Traits:
     margin_rate: Any
 
     def take(self, idx: np.ndarray) -> Traits:
-        return Traits(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+        return Traits(**_take(self, idx))
+
+    def put(self, idx: np.ndarray, part: Traits) -> Traits:
+        """A copy with the customers ``idx`` replaced by ``part``."""
+        return Traits(**_put(self, idx, part))
 
     def row(self, i: int) -> Traits:
         return Traits(**_fields_to_row(self, i))
@@ -173,7 +188,7 @@ class State:
     """What changes from day to day. Flags are 0.0/1.0 floats; ``*_hist`` are bitmasks of the last 30
     days (bit 0 = yesterday), so 7- and 30-day counts are popcounts."""
 
-    t: int
+    t: Any  # day of the customer's episode (campaign day), 0-based
     engagement: Any
     fatigue: Any
     habituation: Any
@@ -195,21 +210,14 @@ class State:
     churned: Any
 
     def take(self, idx: np.ndarray) -> State:
-        return State(t=self.t, **{f.name: getattr(self, f.name)[idx] for f in fields(self) if f.name != "t"})
+        return State(**_take(self, idx))
 
     def row(self, i: int) -> State:
-        return State(t=self.t, **{f.name: getattr(self, f.name)[i].item() for f in fields(self) if f.name != "t"})
+        return State(**_fields_to_row(self, i))
 
     def put(self, idx: np.ndarray, part: State) -> State:
         """A copy with the customers ``idx`` replaced by ``part`` (the inverse of :meth:`take`)."""
-        out = {}
-        for f in fields(self):
-            if f.name == "t":
-                continue
-            arr = getattr(self, f.name).copy()
-            arr[idx] = getattr(part, f.name)
-            out[f.name] = arr
-        return State(t=part.t, **out)
+        return State(**_put(self, idx, part))
 
     def __len__(self) -> int:
         return int(np.shape(self.engagement)[0]) if np.ndim(self.engagement) else 1
@@ -371,7 +379,7 @@ class CustomerModel:
         last_cat = np.where(bought, (affinity.cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1), -1)
         zeros = np.zeros(n)
         state = State(
-            t=0,
+            t=np.zeros(n, dtype=np.int64),
             engagement=col("engagement").copy(),
             fatigue=zeros.copy(),
             habituation=col("initial_habituation") * rng.uniform(0.5, 1.5, n),
@@ -650,22 +658,23 @@ class CustomerModel:
         S = state
         n_buy = S.n_purchases
         denom = ops.maximum(n_buy, 1)
+        cap = FEATURE_HIGH
         columns = [
-            ops.minimum(S.days_since_purchase, _RECENCY_CAP),
-            n_buy,
-            S.revenue_total / denom,
-            ops.minimum(S.days_since_email, _RECENCY_CAP),
+            ops.minimum(S.days_since_purchase, cap["recency_days"]),
+            ops.minimum(n_buy, cap["frequency"]),
+            ops.minimum(S.revenue_total / denom, cap["monetary_avg"]),
+            ops.minimum(S.days_since_email, cap["days_since_email"]),
             ops.popcount(S.send_hist & _MASK7),
             ops.popcount(S.send_hist),
             ops.popcount(S.open_hist & _MASK7),
             ops.popcount(S.open_hist),
             ops.popcount(S.click_hist & _MASK7),
             ops.popcount(S.click_hist),
-            ops.minimum(S.tenure_days, _TENURE_CAP),
+            ops.minimum(S.tenure_days, cap["tenure_days"]),
             S.n_discounted / denom,
             S.coupon_days_left,
             S.consent * (1.0 - S.unsubscribed),
-            S.t + 0 * S.consent,
+            ops.minimum(S.t, cap["campaign_day"]),
         ]
         columns += [ops.as_flag(S.last_category == c) for c in range(self.n_categories)]
         assert len(columns) == len(BASE_FEATURES) + self.n_categories

@@ -1,0 +1,88 @@
+"""``nextbest/EmailPopulation-v0``: N customers stepped together in one numpy call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from nextbest.envs._common import ScenarioLike, build_model, observation_space
+
+__all__ = ["EmailPopulationEnv"]
+
+
+class EmailPopulationEnv(VectorEnv):
+    """A natively vectorized population: sub-environment ``i`` is customer ``i``'s EmailCampaign-v0.
+
+    Same spaces, rewards and episode endings as ``nextbest/EmailCampaign-v0``. Autoreset is
+    ``SAME_STEP``: a customer whose episode ended is replaced in the same step by a fresh customer, the
+    returned observation is the new customer's, and the last one is in ``infos["final_obs"]`` (rows
+    flagged by ``infos["_final_obs"]``). ``infos["action_mask"]`` is ``(num_envs, n_actions)``.
+
+    Use it with stable-baselines3 through :class:`nextbest.envs.sb3.PopulationVecEnv`.
+
+    Args:
+        num_envs: customers stepped together.
+        scenario: a :class:`~nextbest.Scenario`, a built-in scenario name or a YAML path.
+    """
+
+    metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, num_envs: int = 1024, scenario: ScenarioLike = "retail") -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.model = build_model(scenario)
+        self.num_envs = num_envs
+        self.horizon = self.model.scenario.horizon_days
+        self.single_observation_space = observation_space(self.model)
+        self.single_action_space = spaces.Discrete(self.model.catalog.n_actions)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._np_random, self._np_random_seed = seeding.np_random()
+        self._traits: Any = None
+        self._state: Any = None
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, list):
+            seed = seed[0]
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._traits, self._state = self.model.sample_population(self.num_envs, self._np_random)
+        return self.model.observe(self._state), {"action_mask": self.model.action_mask(self._state)}
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        m = self.model
+        actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+        if ((actions < 0) | (actions >= m.catalog.n_actions)).any():
+            raise ValueError(f"actions must be in [0, {m.catalog.n_actions})")
+        guardrail = (actions != 0) & (m.may_email(self._state) == 0)
+        executed = np.where(guardrail, 0, actions)
+        state, out = m.step(self._traits, self._state, executed, self._np_random)
+        terminated = (out.unsubscribed > 0) | (out.churned > 0)
+        truncated = ~terminated & (state.t >= self.horizon)
+        obs = m.observe(state)
+        infos: dict[str, Any] = {"guardrail": guardrail, "executed_action": executed}
+        done = np.flatnonzero(terminated | truncated)
+        if done.size:
+            final = np.zeros_like(obs)
+            final[done] = obs[done]
+            infos["final_obs"], infos["_final_obs"] = final, terminated | truncated
+            new_traits, new_state = m.sample_population(done.size, self._np_random)
+            self._traits = self._traits.put(done, new_traits)
+            state = state.put(done, new_state)
+            obs[done] = m.observe(new_state)
+        self._state = state
+        infos["action_mask"] = m.action_mask(state)
+        return obs, out.reward.astype(np.float64), terminated, truncated, infos
+
+    def action_masks(self) -> np.ndarray:
+        """``(num_envs, n_actions)`` mask of the actions allowed now."""
+        return self.model.action_mask(self._state)
