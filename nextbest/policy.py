@@ -62,14 +62,22 @@ def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     Returns:
         ``(actions, propensities)``, both ``(n,)``: the actions drawn and their probabilities.
     """
-    cum = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0]) * cum[:, -1]
-    actions = (cum <= u[:, None]).sum(axis=1)
-    actions = np.minimum(actions, probs.shape[1] - 1)
-    # Guard against landing on a zero-probability action through rounding at the top of the CDF.
-    zero = probs[np.arange(len(actions)), actions] <= 0
-    if zero.any():
-        actions[zero] = np.argmax(probs[zero], axis=1)
+    n = probs.shape[0]
+    rows = np.arange(n)
+    u = rng.random(n)
+    actions = np.argmax(probs, axis=1)
+    # Rows with a sure action (deterministic policies, guardrail-only rows) need no inverse CDF; this
+    # keeps sampling for rule-based policies at one argmax over the batch.
+    random_rows = np.flatnonzero(probs[rows, actions] < 1.0)
+    if random_rows.size:
+        p = probs[random_rows]
+        cum = np.cumsum(p, axis=1)
+        pick = (cum <= (u[random_rows] * cum[:, -1])[:, None]).sum(axis=1)
+        pick = np.minimum(pick, probs.shape[1] - 1)
+        # Guard against landing on a zero-probability action through rounding at the top of the CDF.
+        zero = p[np.arange(pick.size), pick] <= 0
+        pick[zero] = np.argmax(p[zero], axis=1)
+        actions[random_rows] = pick
     return actions, probs[np.arange(len(actions)), actions]
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from nextbest.actions import ActionCatalog
 from nextbest.errors import NextbestError
-from nextbest.policy import EpsilonGreedy, Policy, Softmax, UniformRandom, apply_mask
+from nextbest.policy import EpsilonGreedy, Policy, Softmax, UniformRandom
 
 __all__ = ["BUILTIN_POLICIES", "BAUPolicy", "NeverEmail", "make_policy"]
 
@@ -42,6 +42,7 @@ class BAUPolicy:
     ) -> None:
         self.name = name
         self.n_actions = catalog.n_actions
+        self._one_hot = np.eye(catalog.n_actions)
         idx = {f: i for i, f in enumerate(features)}
         self._recency = idx["recency_days"]
         self._since_email = idx["days_since_email"]
@@ -67,9 +68,10 @@ class BAUPolicy:
         return np.where(under_cap, action, 0)
 
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        probs = np.zeros((obs.shape[0], self.n_actions))
-        probs[np.arange(obs.shape[0]), self.actions(obs)] = 1.0
-        return apply_mask(probs, mask)
+        rows = np.arange(obs.shape[0])
+        action = self.actions(obs)
+        action = np.where(mask[rows, action], action, 0)
+        return self._one_hot[action]
 
 
 class NeverEmail:

@@ -77,7 +77,12 @@ class _ArrayOps:
 
     @staticmethod
     def stack(columns: list[Any]) -> np.ndarray:
-        return np.stack(columns, axis=1).astype(np.float32)
+        # Filled feature by feature in a (d, n) buffer and returned transposed: contiguous writes here,
+        # and contiguous feature columns for the policies that read them.
+        out = np.empty((len(columns), np.shape(columns[0])[0]), dtype=np.float32)
+        for j, col in enumerate(columns):
+            out[j] = col
+        return out.T
 
 
 class _ScalarOps:

@@ -1,0 +1,1 @@
+"""Off-policy evaluation and reports; see the open issues."""

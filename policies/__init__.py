@@ -1,0 +1,1 @@
+"""The policy artifact and the numpy-only live-send runtime; see the open issues."""

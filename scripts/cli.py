@@ -1,0 +1,164 @@
+"""The ``nextbest`` command line: thin argument parsing over the public API.
+
+Errors caused by input (bad scenario, bad numbers, unknown policy, missing output directory, invalid
+logs) print one line ``nextbest: error: ...`` and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nextbest.errors import NextbestError
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _out_path(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"output directory {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory, expected a file path")
+    return path
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from nextbest.simulator.baselines import BUILTIN_POLICIES
+
+    parser = _Parser(prog="nextbest", description="Which email to send to which customer, and when.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    policies = ", ".join(BUILTIN_POLICIES)
+
+    demo = sub.add_parser("demo", help="simulate the default scenario under built-in policies and print the figures")
+    demo.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
+    demo.add_argument("--customers", type=_positive, default=20_000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", type=_out_path, default=Path("demo-logs.parquet"), help="where to write BAU logs")
+
+    sim = sub.add_parser("simulate", help="simulate a campaign and write logged feedback (one row per decision)")
+    sim.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
+    sim.add_argument("--customers", type=_positive, required=True)
+    sim.add_argument("--days", type=_positive, default=None, help="default: the scenario's horizon")
+    sim.add_argument("--policy", default="bau", help=f"built-in policy: {policies}")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--out", type=_out_path, required=True, help=".parquet, or .csv")
+    sim.add_argument("--events", type=_out_path, default=None, help="also run the SimPy campaign runner and write its ESP event log here")
+    sim.add_argument("--send-rate", type=_positive, default=None, help="ESP sends per hour for --events (default: unlimited)")
+    sim.add_argument("--no-progress", action="store_true")
+
+    bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
+    bench.add_argument("suite", choices=["sim"])
+    bench.add_argument("--json", action="store_true", help="print only the JSON object")
+    bench.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the targets)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except NextbestError as exc:
+        print(f"nextbest: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nextbest: interrupted", file=sys.stderr)
+        return 130
+
+
+def _model(scenario: str) -> Any:
+    from nextbest.scenario import Scenario
+    from nextbest.simulator import CustomerModel
+
+    return CustomerModel(Scenario.load(scenario))
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from nextbest.logs import save_table
+    from nextbest.simulator import log_metadata, make_policy, simulate
+
+    model = _model(args.scenario)
+    policy = make_policy(args.policy, model.features, model.catalog)
+    days = args.days or model.scenario.horizon_days
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.events is None:
+        logs = simulate(model, policy, args.customers, days, args.seed, progress=progress)
+        save_table(logs, args.out, logs.attrs["nextbest"])
+        print(f"wrote {len(logs):,} decisions to {args.out}")
+        return 0
+    from nextbest.simulator.campaign import CampaignRunner
+
+    runner = CampaignRunner(model, send_rate_per_hour=args.send_rate)
+    result = runner.run(policy, args.customers, days, args.seed, progress=progress)
+    save_table(result.decisions, args.out, log_metadata(model, policy.name, args.seed))
+    save_table(result.events, args.events)
+    print(f"wrote {len(result.decisions):,} decisions to {args.out} and {len(result.events):,} events to {args.events}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from nextbest.logs import save_table
+    from nextbest.simulator import BUILTIN_POLICIES, make_policy, policy_value, simulate
+    from nextbest.simulator.calibration import email_kpis, one_email_experiment
+
+    model = _model(args.scenario)
+    sc = model.scenario
+    n, horizon = args.customers, sc.horizon_days
+    print(f"scenario {sc.name!r}: {len(sc.personas)} personas, {model.catalog.n_actions} actions, {horizon} days")
+    bau = make_policy("bau", model.features, model.catalog)
+    kpis = email_kpis(model, bau, n, horizon, args.seed)
+    print(
+        f"BAU email KPIs over {kpis.sends:,} sends: open {kpis.open_rate:.1%}, click {kpis.click_rate:.2%}, "
+        f"unsubscribe {kpis.unsubscribe_rate:.3%} per send"
+    )
+    exp = one_email_experiment(model, 5 * n, args.seed)
+    print(
+        f"one email vs none, 2 weeks: visits {exp.visit_control:.1%} -> {exp.visit_treated:.1%}, "
+        f"conversion {exp.conversion_control:.2%} -> {exp.conversion_treated:.2%}"
+    )
+    print(f"true value per customer over {horizon} days ({n:,} customers, 95% CI):")
+    for name in BUILTIN_POLICIES:
+        print(f"  {policy_value(make_policy(name, model.features, model.catalog), model, n, horizon, args.seed)}")
+    logs = simulate(model, make_policy("bau-softmax", model.features, model.catalog), n, horizon, args.seed)
+    save_table(logs, args.out, logs.attrs["nextbest"])
+    print(f"wrote {len(logs):,} logged decisions of the bau-softmax logger to {args.out}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from nextbest.scripts.bench import bench_sim
+
+    figures = bench_sim(quick=args.quick)
+    if not args.json:
+        print("nextbest bench sim (targets: 5e6 customer-days/s, 2e4 env steps/s, 2e6 customer-steps/s, 1e5 events/s)")
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "simulate": _cmd_simulate, "bench": _cmd_bench}
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
