@@ -15,14 +15,33 @@ from nextbest.scenario import Scenario
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "LoggedFeedback": "nextbest.logs",
+    "load_logs": "nextbest.logs",
+    "save_table": "nextbest.logs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Reach the pandas-backed logged-feedback API lazily, keeping ``import nextbest`` light."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nextbest' has no attribute {name!r}")
+
+
 __all__ = [
     "NO_EMAIL",
     "ActionCatalog",
     "DataError",
+    "LoggedFeedback",
     "NextbestError",
     "Policy",
     "Scenario",
     "ScenarioError",
     "__version__",
+    "load_logs",
     "observation_features",
+    "save_table",
 ]

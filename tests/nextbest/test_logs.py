@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+import nextbest
+from nextbest.logs import load_logs, save_table, validate_logs
+from nextbest.simulator import make_policy, simulate
+
+
+@pytest.fixture(scope="module")
+def logs(model):
+    return simulate(model, make_policy("bau-softmax", model.features, model.catalog), 300, 10, seed=3)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_round_trip(tmp_path, model, logs, suffix):
+    path = save_table(logs, tmp_path / f"logs{suffix}", logs.attrs["nextbest"])
+    back = nextbest.load_logs(path)
+    assert back.features == model.features
+    assert back.action_names == model.catalog.names
+    np.testing.assert_allclose(back.contexts, logs[list(model.features)].to_numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(back.actions, logs["action"].to_numpy())
+    np.testing.assert_allclose(back.action_probs.sum(axis=1), 1.0)
+    assert back.is_sequential and back.next_contexts.shape == back.contexts.shape
+
+
+def test_contract_columns(logs, model):
+    for col in ("customer_id", "decision_time", "action", "propensity", "reward", "episode_id", "step",
+                "terminated", "truncated", "opened", "clicked", "purchased", "revenue", "discount_cost"):
+        assert col in logs.columns
+    probs = logs[[f"prob_{a}" for a in model.catalog.names]].to_numpy()
+    np.testing.assert_allclose(probs[np.arange(len(logs)), logs["action"]], logs["propensity"])
+    parts = logs["margin"] - logs["discount_cost"] - logs["shipping_cost"] - logs["send_cost"]
+    np.testing.assert_allclose(logs["reward"], parts)
+    # an episode ends at most once, and nothing is logged after it ended
+    ends = logs[logs["terminated"] | logs["truncated"]].groupby("episode_id")["step"].max()
+    last = logs.groupby("episode_id")["step"].max()
+    assert (ends == last[ends.index]).all()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda f: f.drop(columns="propensity"), "missing column 'propensity'"),
+        (lambda f: f.assign(propensity=np.where(np.arange(len(f)) == 4, 0.0, f["propensity"])),
+         "column 'propensity', row 4: must be in (0, 1]"),
+        (lambda f: f.assign(reward=np.where(np.arange(len(f)) == 2, np.nan, f["reward"])),
+         "column 'reward', row 2: must be a finite number"),
+        (lambda f: f.assign(action=np.where(np.arange(len(f)) == 7, 99, f["action"])),
+         "column 'action', row 7: outside the catalog of 16 actions"),
+        (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True),
+         "duplicate (customer_id, decision_time)"),
+    ],
+)
+def test_validation_names_file_column_and_row(tmp_path, logs, edit, message):
+    path = tmp_path / "bad.csv"
+    save_table(edit(logs), path)
+    with pytest.raises(nextbest.DataError) as err:
+        load_logs(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_missing_file_and_directory(tmp_path, logs):
+    with pytest.raises(nextbest.DataError, match="no such file"):
+        load_logs(tmp_path / "nope.parquet")
+    with pytest.raises(nextbest.NextbestError, match="does not exist"):
+        save_table(logs, tmp_path / "no" / "dir.parquet")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_in_memory_frame(logs):
+    typed = validate_logs(logs)
+    assert len(typed) == len(logs) and typed.n_actions == 16

@@ -1,0 +1,83 @@
+"""Every subcommand with a tiny budget, and the bad inputs of issue #2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+import nextbest
+from nextbest.scripts.cli import main
+
+
+def test_simulate_writes_valid_logs(tmp_path, capsys):
+    out = tmp_path / "logs.parquet"
+    assert main(["simulate", "--customers", "50", "--days", "5", "--policy", "bau-softmax", "--seed", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    logs = nextbest.load_logs(out)
+    assert len(logs) <= 250 and logs.metadata["policy"] == "bau-softmax" and logs.metadata["seed"] == 1
+    out_csv = tmp_path / "logs.csv"
+    assert main(["simulate", "--customers", "50", "--days", "5", "--policy", "bau-softmax", "--seed", "1",
+                 "--out", str(out_csv), "--no-progress"]) == 0
+    again = nextbest.load_logs(out_csv)
+    assert (again.actions == logs.actions).all()
+
+
+def test_simulate_with_events(tmp_path):
+    out, events = tmp_path / "logs.parquet", tmp_path / "events.csv"
+    assert main(["simulate", "--customers", "200", "--days", "7", "--out", str(out), "--events", str(events),
+                 "--send-rate", "5000", "--no-progress"]) == 0
+    assert nextbest.load_logs(out).is_sequential
+    assert "sent" in events.read_text()
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "nextbest.scripts.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--customers", "0"], "--customers: must be >= 1"),
+        (["--customers", "5", "--days", "-3"], "--days: must be >= 1"),
+        (["--customers", "5", "--policy", "genius"], "unknown policy 'genius'"),
+        (["--customers", "5", "--scenario", "nope.yaml"], "no such scenario file"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_no_file(tmp_path, args, message):
+    out = tmp_path / "logs.parquet"
+    result = _run("simulate", *args, "--out", str(out))
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_directory(tmp_path):
+    result = _run("simulate", "--customers", "5", "--out", str(tmp_path / "missing" / "logs.parquet"))
+    assert result.returncode == 2 and "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_broken_scenario_file(tmp_path, scenario):
+    data = scenario.to_dict()
+    data["personas"]["bargain_hunter"]["price_sensitivity"] = -2
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = _run("simulate", "--customers", "5", "--scenario", str(path), "--out", str(tmp_path / "x.parquet"))
+    assert result.returncode == 2
+    assert "personas.bargain_hunter.price_sensitivity: must be >= 0" in result.stderr
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_demo_runs_small(tmp_path, capsys):
+    assert main(["demo", "--customers", "500", "--out", str(tmp_path / "demo.parquet")]) == 0
+    text = capsys.readouterr().out
+    assert "open" in text and "bau:" in text and (tmp_path / "demo.parquet").exists()
+
+
+def test_bench_quick_prints_json(capsys):
+    assert main(["bench", "sim", "--json", "--quick"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in ("sim_customer_days_per_s", "env_steps_per_s", "vec_env_customer_steps_per_s", "simpy_events_per_s"):
+        assert figures[key] > 0

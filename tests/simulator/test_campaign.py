@@ -1,0 +1,56 @@
+"""The SimPy campaign runner agrees with the vectorized driver and writes a sane event log."""
+
+import numpy as np
+import pytest
+
+from nextbest.simulator import make_policy, simulate
+from nextbest.simulator.campaign import EVENT_TYPES, CampaignRunner
+
+
+@pytest.fixture(scope="module")
+def runs(model):
+    bau = make_policy("bau", model.features, model.catalog)
+    timed = CampaignRunner(model).run(bau, 6000, 21, seed=5)
+    vector = simulate(model, bau, 6000, 21, seed=6)
+    return timed, vector
+
+
+@pytest.mark.slow
+def test_aggregate_rates_agree_within_sampling_error(runs):
+    timed, vector = runs
+    for rate, per in (("opened", "send"), ("clicked", "send"), ("purchased", "decision")):
+        a, b = timed.decisions, vector
+        if per == "send":
+            a, b = a[a["action"] > 0], b[b["action"] > 0]
+        p1, p2 = a[rate].mean(), b[rate].mean()
+        se = np.sqrt(p1 * (1 - p1) / len(a) + p2 * (1 - p2) / len(b))
+        assert abs(p1 - p2) < 4 * se, (rate, p1, p2)
+
+
+def test_event_log(runs):
+    timed, _ = runs
+    ev, dec = timed.events, timed.decisions
+    assert list(ev.columns) == ["customer_id", "timestamp", "campaign_id", "event", "offer", "revenue"]
+    assert set(ev["event"].unique()) <= set(EVENT_TYPES)
+    assert ev["timestamp"].is_monotonic_increasing
+    counts = ev["event"].value_counts()
+    assert counts["sent"] == (dec["action"] > 0).sum()
+    assert counts["opened"] == dec["opened"].sum() and counts["clicked"] == dec["clicked"].sum()
+    buys = ev[ev["event"] == "purchased"]
+    assert len(buys) == dec["purchased"].sum() and (buys["revenue"] > 0).all()
+    assert np.isclose(buys["revenue"].sum(), dec["revenue"].sum())
+    # every event but organic purchases belongs to a campaign; opens come after sends
+    assert (ev.loc[ev["event"] != "purchased", "campaign_id"] != "").all()
+    first_send = ev[ev["event"] == "sent"].groupby("campaign_id")["timestamp"].min()
+    first_open = ev[ev["event"] == "opened"].groupby("campaign_id")["timestamp"].min()
+    assert (first_open >= first_send[first_open.index]).all()
+
+
+def test_throughput_limit_delays_sends_and_costs_opens(model):
+    bau = make_policy("bau", model.features, model.catalog)
+    slow = CampaignRunner(model, send_rate_per_hour=60).run(bau, 3000, 7, seed=9)
+    sent = slow.events[slow.events["event"] == "sent"]
+    hours = sent["timestamp"].dt.hour + sent["timestamp"].dt.minute / 60
+    assert hours.max() > 12  # a morning slot backlog drains into the afternoon
+    fast = CampaignRunner(model).run(bau, 3000, 7, seed=9)
+    assert slow.decisions["opened"].sum() < fast.decisions["opened"].sum()
