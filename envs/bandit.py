@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nextbest.envs._common import ScenarioLike, build_model, observation_space
+from nextbest.envs._common import ScenarioLike, build_model, guarded_action, observation_space
 from nextbest.simulator.baselines import BAUPolicy
 from nextbest.simulator.model import SCALAR
 
@@ -72,15 +72,9 @@ class EmailBanditEnv(gym.Env[np.ndarray, np.int64]):
         self._served = True
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self._current is None:
-            raise RuntimeError("call reset() before step()")
-        action = int(action)
-        if not 0 <= action < self.action_space.n:
-            raise ValueError(f"action {action} outside Discrete({self.action_space.n})")
-        traits, state = self._current
+        traits, state = self._current if self._current is not None else (None, None)
         m = self.model
-        guardrail = action != 0 and not m.may_email(state, SCALAR)
-        executed = 0 if guardrail else action
+        executed, guardrail = guarded_action(m, state, action)
         out = m.sample_outcome(traits, state, executed, self.np_random, ops=SCALAR)
         obs = m.observe(state, SCALAR)
         self._current = None

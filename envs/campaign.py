@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from nextbest.envs._common import ScenarioLike, build_model, observation_space
+from nextbest.envs._common import ScenarioLike, build_model, guarded_action, observation_space
 from nextbest.simulator.model import SCALAR
 
 __all__ = ["EmailCampaignEnv"]
@@ -49,14 +49,8 @@ class EmailCampaignEnv(gym.Env[np.ndarray, np.int64]):
         return self.model.observe(self._state, SCALAR), {"action_mask": self.model.action_mask_one(self._state)}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self._state is None:
-            raise RuntimeError("call reset() before step()")
-        action = int(action)
-        if not 0 <= action < self.action_space.n:
-            raise ValueError(f"action {action} outside Discrete({self.action_space.n})")
         m, state = self.model, self._state
-        guardrail = action != 0 and not m.may_email(state, SCALAR)
-        executed = 0 if guardrail else action
+        executed, guardrail = guarded_action(m, state, action)
         out = m.sample_outcome(self._traits, state, executed, self.np_random, ops=SCALAR)
         self._state = m.transition(self._traits, state, executed, out, SCALAR)
         terminated = bool(out.unsubscribed or out.churned)

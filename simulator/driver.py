@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from nextbest.logs import OUTCOME_PARTS
 from nextbest.policy import Policy, sample_actions
 from nextbest.scenario import Scenario
 from nextbest.simulator.model import CustomerModel, Outcome, State, Traits
@@ -35,18 +36,6 @@ __all__ = [
 #: Day 0 of every simulated campaign (decision_time = start + step days).
 CAMPAIGN_START = pd.Timestamp("2026-01-05")
 
-#: Reward parts written to logged data, as Outcome attribute names.
-OUTCOME_COLUMNS: tuple[str, ...] = (
-    "opened",
-    "clicked",
-    "purchased",
-    "revenue",
-    "margin",
-    "discount_cost",
-    "shipping_cost",
-    "send_cost",
-    "unsubscribed",
-)
 
 
 def spawn_rngs(seed: int | np.random.SeedSequence, n: int) -> list[np.random.Generator]:
@@ -208,7 +197,7 @@ class LogCollector:
             part[f"prob_{name}"] = step.probs[rows, k]
         out = step.outcome
         part["reward"] = out.reward[rows]
-        for name in OUTCOME_COLUMNS:
+        for name in OUTCOME_PARTS:
             part[name] = getattr(out, name)[rows]
         for j, name in enumerate(m.features):
             part[f"next_{name}"] = step.next_obs[rows, j]
