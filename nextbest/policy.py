@@ -7,11 +7,13 @@ puts all its mass on action 0 ("no email"), which is always allowed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 __all__ = [
+    "BasePolicy",
     "EpsilonGreedy",
     "Policy",
     "Softmax",
@@ -23,9 +25,14 @@ __all__ = [
 
 @runtime_checkable
 class Policy(Protocol):
-    """Anything with a name and ``action_probs(obs, mask) -> (n, n_actions)``."""
+    """Anything with a name, ``action_probs(obs, mask) -> (n, n_actions)`` and ``act``."""
 
     name: str
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Draw one action per customer: ``(actions, propensities)``, both ``(n,)``, consistent with
+        :meth:`action_probs` (``propensities[i] == action_probs(obs, mask)[i, actions[i]]``)."""
+        ...
 
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Probabilities of each action.
@@ -81,7 +88,22 @@ def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndar
     return actions, probs[np.arange(len(actions)), actions]
 
 
-class UniformRandom:
+class BasePolicy(ABC):
+    """Implements :meth:`act` by sampling :meth:`action_probs`; subclasses may override it with a
+    faster exact path (e.g. deterministic rules)."""
+
+    name: str
+
+    @abstractmethod
+    def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """See :meth:`Policy.action_probs`."""
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """See :meth:`Policy.act`."""
+        return sample_actions(self.action_probs(obs, mask), rng)
+
+
+class UniformRandom(BasePolicy):
     """Uniform over the allowed actions."""
 
     def __init__(self, n_actions: int, name: str = "random") -> None:
@@ -92,7 +114,7 @@ class UniformRandom:
         return apply_mask(np.ones((obs.shape[0], self.n_actions)), mask)
 
 
-class EpsilonGreedy:
+class EpsilonGreedy(BasePolicy):
     """With probability ``epsilon`` a uniform allowed action, otherwise the base policy's choice.
 
     p(a) = (1 - epsilon) * base(a) + epsilon / |allowed|.
@@ -111,7 +133,7 @@ class EpsilonGreedy:
         return (1.0 - self.epsilon) * base + self.epsilon * uniform
 
 
-class Softmax:
+class Softmax(BasePolicy):
     """Softmax over the base policy's probabilities used as scores: p(a) ∝ exp(base(a) / temperature).
 
     For a deterministic base this keeps the base's action most likely and gives every other allowed

@@ -10,12 +10,12 @@ import numpy as np
 
 from nextbest.actions import ActionCatalog
 from nextbest.errors import NextbestError
-from nextbest.policy import EpsilonGreedy, Policy, Softmax, UniformRandom
+from nextbest.policy import BasePolicy, EpsilonGreedy, Policy, Softmax, UniformRandom
 
 __all__ = ["BUILTIN_POLICIES", "BAUPolicy", "NeverEmail", "make_policy"]
 
 
-class BAUPolicy:
+class BAUPolicy(BasePolicy):
     """Business-as-usual rules of a typical CRM calendar (deterministic).
 
     * weekly cadence: when ``days_since_email >= cadence_days``, send the newsletter - or
@@ -67,14 +67,19 @@ class BAUPolicy:
         action = np.where(~weekly & cross_sell, self._cross_sell, action)
         return np.where(under_cap, action, 0)
 
-    def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        rows = np.arange(obs.shape[0])
+    def _allowed_actions(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         action = self.actions(obs)
-        action = np.where(mask[rows, action], action, 0)
-        return self._one_hot[action]
+        return np.where(mask[np.arange(obs.shape[0]), action], action, 0)
+
+    def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return self._one_hot[self._allowed_actions(obs, mask)]
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Deterministic: the rule's action with propensity 1 (no draw from ``rng``)."""
+        return self._allowed_actions(obs, mask), np.ones(obs.shape[0])
 
 
-class NeverEmail:
+class NeverEmail(BasePolicy):
     """Always "no email": the control arm."""
 
     def __init__(self, n_actions: int, name: str = "none") -> None:
@@ -85,6 +90,9 @@ class NeverEmail:
         probs = np.zeros((obs.shape[0], self.n_actions))
         probs[:, 0] = 1.0
         return probs
+
+    def act(self, obs: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(obs.shape[0], dtype=np.int64), np.ones(obs.shape[0])
 
 
 BUILTIN_POLICIES: dict[str, str] = {

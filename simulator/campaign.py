@@ -26,9 +26,9 @@ import pandas as pd
 import simpy
 from tqdm.auto import tqdm
 
-from nextbest.policy import Policy, sample_actions
+from nextbest.policy import Policy
 from nextbest.simulator.driver import CAMPAIGN_START, LogCollector, Step, spawn_rngs
-from nextbest.simulator.model import CustomerModel, Outcome
+from nextbest.simulator.model import FLOAT, INT, CustomerModel, Outcome
 
 __all__ = ["EVENT_TYPES", "CampaignResult", "CampaignRunner"]
 
@@ -129,12 +129,12 @@ class CampaignRunner:
         bar = tqdm(total=days, desc=f"campaign {policy.name}", unit="day", disable=not progress)
 
         def new_day_buffers() -> None:
-            buf = {f.name: np.zeros(n_customers) for f in fields(Outcome)}
-            buf["category"] = np.full(n_customers, -1, dtype=np.int64)
-            buf["coupon_used"] = np.full(n_customers, -1, dtype=np.int64)
+            buf = {f.name: np.zeros(n_customers, dtype=FLOAT) for f in fields(Outcome)}
+            buf["category"] = np.full(n_customers, -1, dtype=INT)
+            buf["coupon_used"] = np.full(n_customers, -1, dtype=INT)
             day["outcome"] = buf
             day["delivered"] = np.zeros(n_customers, dtype=bool)
-            day["executed"] = np.zeros(n_customers, dtype=np.int64)
+            day["executed"] = np.zeros(n_customers, dtype=INT)
 
         def respond(idx: np.ndarray, actions: np.ndarray, campaign: np.ndarray) -> None:
             """Deliver emails to customers ``idx`` now; sample and time their responses."""
@@ -199,8 +199,7 @@ class CampaignRunner:
             obs = m.observe(state)
             mask = m.action_mask(state)
             mask[queued, 1:] = False
-            probs = policy.action_probs(obs, mask)
-            actions, propensity = sample_actions(probs, policy_rng)
+            actions, propensity = policy.act(obs, mask, policy_rng)
             actions = np.where(active, actions, 0)
             date = (CAMPAIGN_START + pd.Timedelta(days=d)).date().isoformat()
             for a in np.unique(actions[actions > 0]):
@@ -210,20 +209,20 @@ class CampaignRunner:
                 env.process(release(idx, np.full(idx.size, a), camp, 24.0 * d + slot_hours[a]))
             yield env.timeout(24.0 - 1e-6)
             # Midnight: everyone not emailed today gets the no-email outcome (organic purchases only).
-            rest = np.flatnonzero(~day["delivered"])  # type: ignore[operator]
-            zero = np.zeros(rest.size, dtype=np.int64)
-            out = m.sample_outcome(traits.take(rest), state.take(rest), zero, outcome_rng)
-            for name, values in vars(out).items():
-                day["outcome"][name][rest] = values  # type: ignore[index]
-            bought = rest[out.purchased > 0]
+            # Drawn for the whole population and kept for the rest: cheaper than gathering the rest.
+            delivered = day["delivered"]
+            out = m.sample_outcome(traits, state, np.zeros(n_customers, dtype=INT), outcome_rng)
+            outcome = Outcome(
+                **{name: np.where(delivered, day["outcome"][name], values) for name, values in vars(out).items()}  # type: ignore[index]
+            )
+            bought = np.flatnonzero(~delivered & (out.purchased > 0))  # type: ignore[operator]
             t = 24.0 * d + time_rng.random(bought.size) * 24.0
-            self._organic(events, bought, t, out.revenue[out.purchased > 0], last_click_time, last_click_campaign)
-            outcome = Outcome(**day["outcome"])  # type: ignore[arg-type]
+            self._organic(events, bought, t, out.revenue[bought], last_click_time, last_click_campaign)
             executed = day["executed"]
             next_state = m.transition(traits, state, executed, outcome)
             terminated = active & ((outcome.unsubscribed > 0) | (outcome.churned > 0))
             next_obs = m.observe(next_state)
-            collector(Step(d, obs, probs, actions, propensity, outcome, next_obs, active, terminated, state, traits))
+            collector(Step(d, obs, mask, policy, actions, propensity, outcome, next_obs, active, terminated, state, traits))
             active = active & ~terminated
             state = next_state
             bar.update(1)

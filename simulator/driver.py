@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from nextbest.logs import OUTCOME_PARTS
-from nextbest.policy import Policy, sample_actions
+from nextbest.policy import Policy
 from nextbest.scenario import Scenario
 from nextbest.simulator.model import CustomerModel, Outcome, State, Traits
 
@@ -49,11 +50,13 @@ class Step:
     """Everything that happened on one day, for the customers whose episode was still running.
 
     Arrays are ``(n,)`` over the whole population; ``active`` marks who was still in their episode.
+    ``probs`` (the policy's full probability vectors) is computed on first use only.
     """
 
     t: int
     obs: np.ndarray  # (n, n_features)
-    probs: np.ndarray  # (n, n_actions)
+    mask: np.ndarray  # (n, n_actions)
+    policy: Policy
     actions: np.ndarray
     propensity: np.ndarray
     outcome: Outcome
@@ -62,6 +65,11 @@ class Step:
     terminated: np.ndarray
     state: State
     traits: Traits
+
+    @cached_property
+    def probs(self) -> np.ndarray:
+        """``(n, n_actions)`` action probabilities of the policy on this day's observations."""
+        return self.policy.action_probs(self.obs, self.mask)
 
 
 def rollout(
@@ -99,15 +107,14 @@ def rollout(
     obs = model.observe(state)
     for t in tqdm(range(horizon), desc=f"simulating {policy.name}", unit="day", disable=not progress):
         mask = model.action_mask(state)
-        probs = policy.action_probs(obs, mask)
-        actions, propensity = sample_actions(probs, policy_rng)
+        actions, propensity = policy.act(obs, mask, policy_rng)
         actions = np.where(active, actions, 0)
         next_state, out = model.step(traits, state, actions, outcome_rng)
         returns += np.where(active, out.reward, 0.0)
         terminated = active & ((out.unsubscribed > 0) | (out.churned > 0))
         next_obs = model.observe(next_state)
         if on_step is not None:
-            on_step(Step(t, obs, probs, actions, propensity, out, next_obs, active, terminated, state, traits))
+            on_step(Step(t, obs, mask, policy, actions, propensity, out, next_obs, active, terminated, state, traits))
         active = active & ~terminated
         state, obs = next_state, next_obs
     return returns

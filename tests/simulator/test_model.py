@@ -44,7 +44,8 @@ def test_scalar_and_array_forms_agree(model, population):
     nxt = model.transition(traits, state, actions, out)
     for i in range(0, len(state), 97):
         t, s, a = traits.row(i), state.row(i), int(actions[i])
-        assert model.expected_reward(t, s, a, ops=SCALAR) == pytest.approx(exact[i], rel=1e-9, abs=1e-12)
+        # arrays are float32, the scalar path is float64: agreement to float32 precision
+        assert model.expected_reward(t, s, a, ops=SCALAR) == pytest.approx(exact[i], rel=1e-5, abs=1e-7)
         np.testing.assert_array_equal(model.observe(s, SCALAR), obs[i])
         one = type(out)(**{k: v[i].item() for k, v in vars(out).items()})
         n1 = model.transition(t, s, a, one, SCALAR)
