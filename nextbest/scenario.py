@@ -140,6 +140,7 @@ class Dynamics:
     recommendation_share: float = _rng(0.0, 1.0)
     discount_appeal: float = _rng(0.0)
     free_shipping_appeal: float = _rng(0.0)
+    incentive_click_share: float = _rng(0.0, 1.0)
     coupon_validity_days: int = _rng(1, 60)
     churn_inactivity_days: float = _rng(0.0, lo_open=True)
     churn_engagement_protection: float = _rng(0.0)

@@ -201,7 +201,7 @@ class LogCollector:
         part["action"] = step.actions[rows]
         part["propensity"] = step.propensity[rows]
         for k, name in enumerate(m.catalog.names):
-            part[f"prob_{name}"] = step.probs[rows, k]
+            part[f"prob_{name}"] = step.probs[rows, k].astype(np.float32)
         out = step.outcome
         part["reward"] = out.reward[rows]
         for name in OUTCOME_PARTS:
@@ -250,8 +250,8 @@ def simulate(
         >>> from nextbest.simulator import CustomerModel, make_policy, simulate
         >>> m = CustomerModel(Scenario.load("retail"))
         >>> logs = simulate(m, make_policy("bau", m.features, m.catalog), 100, 7, seed=0)
-        >>> len(logs), logs["propensity"].between(0, 1).all()
-        (700, np.True_)
+        >>> len(logs) <= 700, bool(logs["propensity"].between(0, 1).all())  # fewer if some unsubscribe
+        (True, True)
     """
     model = scenario if isinstance(scenario, CustomerModel) else CustomerModel(scenario)
     days = model.scenario.horizon_days if days is None else days

@@ -511,7 +511,7 @@ class CustomerModel:
         click_logit = (
             T.click_logit
             + ops.take(a["click_lift"], actions)
-            + T.price_sensitivity * incentive
+            + dyn.incentive_click_share * T.price_sensitivity * incentive
             + recommends * dyn.recommendation_relevance * ops.minimum(fit, 2.0)
         )
         coupon_after = ops.where(incentive > 0, ops.take(a["offer"], actions), coupon_now)
