@@ -121,7 +121,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nextbest.logs import save_table
     from nextbest.simulator import BUILTIN_POLICIES, make_policy, policy_value, simulate
-    from nextbest.simulator.calibration import email_kpis, one_email_experiment
+    from nextbest.simulator.calibration import email_kpis, myopic_oracle_check, one_email_experiment
 
     model = _model(args.scenario)
     sc = model.scenario
@@ -137,6 +137,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(
         f"one email vs none, 2 weeks: visits {exp.visit_control:.1%} -> {exp.visit_treated:.1%}, "
         f"conversion {exp.conversion_control:.2%} -> {exp.conversion_treated:.2%}"
+    )
+    check = myopic_oracle_check(model, n, args.seed)
+    print(
+        f"myopic oracle (best action today, knowing latent traits): {check.myopic:.3f} per customer at "
+        f"{check.myopic_sends_per_week:.2f} emails/week; held to {check.max_per_week}/week: {check.restrained:.3f} "
+        f"(+{check.restrained - check.myopic:.3f} ± {1.96 * check.gain_se:.3f}): today's reward over-mails"
     )
     print(f"true value per customer over {horizon} days ({n:,} customers, 95% CI):")
     for name in BUILTIN_POLICIES:

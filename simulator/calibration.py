@@ -14,7 +14,14 @@ from nextbest.policy import Policy
 from nextbest.simulator.driver import Step, rollout, spawn_rngs
 from nextbest.simulator.model import CustomerModel
 
-__all__ = ["EmailKPIs", "OneEmailExperiment", "email_kpis", "one_email_experiment"]
+__all__ = [
+    "EmailKPIs",
+    "MyopicCheck",
+    "OneEmailExperiment",
+    "email_kpis",
+    "myopic_oracle_check",
+    "one_email_experiment",
+]
 
 
 @dataclass(frozen=True)
@@ -95,4 +102,52 @@ def one_email_experiment(
         visit_treated=float(visited[treated].mean()),
         conversion_control=float(bought[~treated].mean()),
         conversion_treated=float(bought[treated].mean()),
+    )
+
+
+@dataclass(frozen=True)
+class MyopicCheck:
+    """Value per customer of the myopic oracle (each day the action with the highest exact expected
+    reward today, knowing the latent traits), uncapped and held to ``max_per_week`` emails."""
+
+    myopic: float
+    restrained: float
+    gain_se: float  # standard error of restrained - myopic, paired over the same customers
+    max_per_week: int
+    myopic_sends_per_week: float
+    restrained_sends_per_week: float
+
+
+def myopic_oracle_check(
+    model: CustomerModel, n_customers: int, seed: int, max_per_week: int = 2, horizon: int | None = None
+) -> MyopicCheck:
+    """Does maximising today's reward over-mail? Compares the myopic oracle with the same oracle
+    allowed at most ``max_per_week`` emails in 7 days, on the same customers and outcome streams.
+
+    If the restrained oracle earns more, today's reward hides long-run costs (fatigue, mail blindness,
+    unsubscribes, habituation), and a policy that plans over the horizon can beat a myopic bandit.
+    """
+    horizon = model.scenario.horizon_days if horizon is None else horizon
+    totals, sends = [], []
+    for cap in (7, max_per_week):
+        pop_rng, outcome_rng = spawn_rngs(seed, 2)
+        traits, state = model.sample_population(n_customers, pop_rng)
+        active = np.ones(n_customers, dtype=bool)
+        total = np.zeros(n_customers)
+        n_sent = 0
+        for _ in range(horizon):
+            value = model.expected_reward_all(traits, state)
+            allowed = model.action_mask(state)
+            allowed[:, 1:] &= (np.bitwise_count(state.send_hist & 63) < cap)[:, None]
+            actions = np.where(active, np.where(allowed, value, -np.inf).argmax(axis=1), 0)
+            total += np.where(active, model.expected_reward(traits, state, actions), 0.0)
+            n_sent += int((actions > 0).sum())
+            state, out = model.step(traits, state, actions, outcome_rng)
+            active &= ~((out.unsubscribed > 0) | (out.churned > 0))
+        totals.append(total)
+        sends.append(n_sent / n_customers / horizon * 7)
+    myopic, restrained = totals
+    gain_se = (restrained - myopic).std(ddof=1) / np.sqrt(n_customers)
+    return MyopicCheck(
+        float(myopic.mean()), float(restrained.mean()), float(gain_se), max_per_week, sends[0], sends[1]
     )
