@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 
 from nextbest.actions import feature_bounds
 from nextbest.scenario import Scenario
-from typing import Any
-
 from nextbest.simulator.model import SCALAR, CustomerModel, State
 
 ScenarioLike = str | os.PathLike[str] | Scenario

@@ -44,9 +44,7 @@ OUTCOME_PARTS = (
     "unsubscribed",
 )
 RESERVED = frozenset(
-    REQUIRED
-    + OUTCOME_PARTS
-    + ("policy_id", "action_name", "episode_id", "step", "terminated", "truncated", "done")
+    REQUIRED + OUTCOME_PARTS + ("policy_id", "action_name", "episode_id", "step", "terminated", "truncated", "done")
 )
 PROB_PREFIX = "prob_"
 NEXT_PREFIX = "next_"
@@ -242,7 +240,8 @@ def load_logs(path: str | os.PathLike[str]) -> LoggedFeedback:
                 metadata = json.loads(raw)
             frame = table.to_pandas()
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: cannot read as {'CSV' if path.suffix.lower() == '.csv' else 'Parquet'}: {exc}")
+        kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
+        raise DataError(f"{path}: cannot read as {kind}: {exc}") from None
     return validate_logs(frame, str(path), metadata)
 
 

@@ -64,8 +64,15 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--policy", default="bau", help=f"built-in policy: {policies}")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--out", type=_out_path, required=True, help=".parquet, or .csv")
-    sim.add_argument("--events", type=_out_path, default=None, help="also run the SimPy campaign runner and write its ESP event log here")
-    sim.add_argument("--send-rate", type=_positive, default=None, help="ESP sends per hour for --events (default: unlimited)")
+    sim.add_argument(
+        "--events",
+        type=_out_path,
+        default=None,
+        help="also run the SimPy campaign runner and write its ESP event log here",
+    )
+    sim.add_argument(
+        "--send-rate", type=_positive, default=None, help="ESP sends per hour for --events (default: unlimited)"
+    )
     sim.add_argument("--no-progress", action="store_true")
 
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")

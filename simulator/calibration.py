@@ -148,6 +148,4 @@ def myopic_oracle_check(
         sends.append(n_sent / n_customers / horizon * 7)
     myopic, restrained = totals
     gain_se = (restrained - myopic).std(ddof=1) / np.sqrt(n_customers)
-    return MyopicCheck(
-        float(myopic.mean()), float(restrained.mean()), float(gain_se), max_per_week, sends[0], sends[1]
-    )
+    return MyopicCheck(float(myopic.mean()), float(restrained.mean()), float(gain_se), max_per_week, sends[0], sends[1])

@@ -54,7 +54,14 @@ class _Events:
     campaign: list[np.ndarray] = field(default_factory=list)
     revenue: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, customer: np.ndarray, hours: np.ndarray, kind: int, campaign: np.ndarray, revenue: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        customer: np.ndarray,
+        hours: np.ndarray,
+        kind: int,
+        campaign: np.ndarray,
+        revenue: np.ndarray | None = None,
+    ) -> None:
         if customer.size == 0:
             return
         self.customer.append(customer)
@@ -159,7 +166,13 @@ class CampaignRunner:
             last_click_time[idx[c]] = click_t[c]
             last_click_campaign[idx[c]] = campaign[c]
             e = out.purchased_via_email > 0
-            events.add(idx[e], click_t[e] + time_rng.exponential(self.purchase_delay, idx.size)[e], _PURCHASED, campaign[e], out.revenue[e])
+            events.add(
+                idx[e],
+                click_t[e] + time_rng.exponential(self.purchase_delay, idx.size)[e],
+                _PURCHASED,
+                campaign[e],
+                out.revenue[e],
+            )
             organic = (out.purchased > 0) & ~e
             if organic.any():
                 start = np.where(o, open_t, now)[organic]
@@ -222,7 +235,9 @@ class CampaignRunner:
             next_state = m.transition(traits, state, executed, outcome)
             terminated = active & ((outcome.unsubscribed > 0) | (outcome.churned > 0))
             next_obs = m.observe(next_state)
-            collector(Step(d, obs, mask, policy, actions, propensity, outcome, next_obs, active, terminated, state, traits))
+            collector(
+                Step(d, obs, mask, policy, actions, propensity, outcome, next_obs, active, terminated, state, traits)
+            )
             active = active & ~terminated
             state = next_state
             bar.update(1)

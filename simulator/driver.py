@@ -38,7 +38,6 @@ __all__ = [
 CAMPAIGN_START = pd.Timestamp("2026-01-05")
 
 
-
 def spawn_rngs(seed: int | np.random.SeedSequence, n: int) -> list[np.random.Generator]:
     """``n`` independent generators from one root seed (population, policy, outcomes, ...)."""
     ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)

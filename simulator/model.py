@@ -455,7 +455,16 @@ class CustomerModel:
             n = sent.shape[0]
             idx = np.flatnonzero(sent)
             zero = np.zeros(n, dtype=FLOAT)
-            email = (zero, zero.copy(), zero.copy(), zero.copy(), q_closed.copy(), coupon_now.copy(), zero.copy(), zero.copy())
+            email = (
+                zero,
+                zero.copy(),
+                zero.copy(),
+                zero.copy(),
+                q_closed.copy(),
+                coupon_now.copy(),
+                zero.copy(),
+                zero.copy(),
+            )
             if idx.size:
                 sub = self._email_terms(
                     T.take(idx),
@@ -530,9 +539,7 @@ class CustomerModel:
         rec_margin = ops.take(self._margins, ops.maximum(state.last_category, 0))
         return (1.0 - share) * traits.margin_rate + share * rec_margin
 
-    def expected_reward(
-        self, traits: Traits, state: State, actions: Any, hour: Any = None, ops: Any = ARRAY
-    ) -> Any:
+    def expected_reward(self, traits: Traits, state: State, actions: Any, hour: Any = None, ops: Any = ARRAY) -> Any:
         """Exact expected reward today of ``actions`` for each customer (currency units, shape ``(n,)``).
 
         E[r] = P(buy via email) * (V m_email - cost_after)
@@ -747,4 +754,3 @@ class CustomerModel:
         mask = np.full(self.catalog.n_actions, self.may_email(state, SCALAR) > 0)
         mask[0] = True
         return mask
-

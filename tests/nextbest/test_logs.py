@@ -25,8 +25,22 @@ def test_round_trip(tmp_path, model, logs, suffix):
 
 
 def test_contract_columns(logs, model):
-    for col in ("customer_id", "decision_time", "action", "propensity", "reward", "episode_id", "step",
-                "terminated", "truncated", "opened", "clicked", "purchased", "revenue", "discount_cost"):
+    for col in (
+        "customer_id",
+        "decision_time",
+        "action",
+        "propensity",
+        "reward",
+        "episode_id",
+        "step",
+        "terminated",
+        "truncated",
+        "opened",
+        "clicked",
+        "purchased",
+        "revenue",
+        "discount_cost",
+    ):
         assert col in logs.columns
     probs = logs[[f"prob_{a}" for a in model.catalog.names]].to_numpy()
     np.testing.assert_allclose(probs[np.arange(len(logs)), logs["action"]], logs["propensity"])
@@ -42,14 +56,19 @@ def test_contract_columns(logs, model):
     ("edit", "message"),
     [
         (lambda f: f.drop(columns="propensity"), "missing column 'propensity'"),
-        (lambda f: f.assign(propensity=np.where(np.arange(len(f)) == 4, 0.0, f["propensity"])),
-         "column 'propensity', row 4: must be in (0, 1]"),
-        (lambda f: f.assign(reward=np.where(np.arange(len(f)) == 2, np.nan, f["reward"])),
-         "column 'reward', row 2: must be a finite number"),
-        (lambda f: f.assign(action=np.where(np.arange(len(f)) == 7, 99, f["action"])),
-         "column 'action', row 7: outside the catalog of 16 actions"),
-        (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True),
-         "duplicate (customer_id, decision_time)"),
+        (
+            lambda f: f.assign(propensity=np.where(np.arange(len(f)) == 4, 0.0, f["propensity"])),
+            "column 'propensity', row 4: must be in (0, 1]",
+        ),
+        (
+            lambda f: f.assign(reward=np.where(np.arange(len(f)) == 2, np.nan, f["reward"])),
+            "column 'reward', row 2: must be a finite number",
+        ),
+        (
+            lambda f: f.assign(action=np.where(np.arange(len(f)) == 7, 99, f["action"])),
+            "column 'action', row 7: outside the catalog of 16 actions",
+        ),
+        (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True), "duplicate (customer_id, decision_time)"),
     ],
 )
 def test_validation_names_file_column_and_row(tmp_path, logs, edit, message):

@@ -26,17 +26,25 @@ def _broken(scenario, edit):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["personas"]["bargain_hunter"].update(price_sensitivity=-1.0),
-         "personas.bargain_hunter.price_sensitivity: must be >= 0"),
+        (
+            lambda d: d["personas"]["bargain_hunter"].update(price_sensitivity=-1.0),
+            "personas.bargain_hunter.price_sensitivity: must be >= 0",
+        ),
         (lambda d: d["personas"]["lapsing"].update(open_rate=1.5), "personas.lapsing.open_rate: must be <= 1"),
         (lambda d: d["personas"]["lapsing"].update(colour="red"), "personas.lapsing.colour: unknown key"),
         (lambda d: d.update(horizon=3), "horizon: unknown key"),
         (lambda d: d["dynamics"].pop("fatigue_decay"), "dynamics.fatigue_decay: missing required key"),
         (lambda d: d.update(horizon_days="ninety"), "horizon_days: expected an integer"),
-        (lambda d: d["offers"]["pct10"].update(free_shipping="yes"), "offers.pct10.free_shipping: expected true or false"),
+        (
+            lambda d: d["offers"]["pct10"].update(free_shipping="yes"),
+            "offers.pct10.free_shipping: expected true or false",
+        ),
         (lambda d: d["slots"].update(night=25.0), "slots.night: must be an hour in [0, 24)"),
         (lambda d: d.update(personas={}), "personas: must define at least one entry"),
-        (lambda d: d["categories"]["shoes"].update(margin_rate=float("nan")), "categories.shoes.margin_rate: must be a finite"),
+        (
+            lambda d: d["categories"]["shoes"].update(margin_rate=float("nan")),
+            "categories.shoes.margin_rate: must be a finite",
+        ),
     ],
 )
 def test_invalid_scenarios_name_the_key_path(scenario, edit, message):

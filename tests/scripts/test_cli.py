@@ -13,21 +13,72 @@ from nextbest.scripts.cli import main
 
 def test_simulate_writes_valid_logs(tmp_path, capsys):
     out = tmp_path / "logs.parquet"
-    assert main(["simulate", "--customers", "50", "--days", "5", "--policy", "bau-softmax", "--seed", "1",
-                 "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--customers",
+                "50",
+                "--days",
+                "5",
+                "--policy",
+                "bau-softmax",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     logs = nextbest.load_logs(out)
     assert len(logs) <= 250 and logs.metadata["policy"] == "bau-softmax" and logs.metadata["seed"] == 1
     out_csv = tmp_path / "logs.csv"
-    assert main(["simulate", "--customers", "50", "--days", "5", "--policy", "bau-softmax", "--seed", "1",
-                 "--out", str(out_csv), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--customers",
+                "50",
+                "--days",
+                "5",
+                "--policy",
+                "bau-softmax",
+                "--seed",
+                "1",
+                "--out",
+                str(out_csv),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     again = nextbest.load_logs(out_csv)
     assert (again.actions == logs.actions).all()
 
 
 def test_simulate_with_events(tmp_path):
     out, events = tmp_path / "logs.parquet", tmp_path / "events.csv"
-    assert main(["simulate", "--customers", "200", "--days", "7", "--out", str(out), "--events", str(events),
-                 "--send-rate", "5000", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--customers",
+                "200",
+                "--days",
+                "7",
+                "--out",
+                str(out),
+                "--events",
+                str(events),
+                "--send-rate",
+                "5000",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert nextbest.load_logs(out).is_sequential
     assert "sent" in events.read_text()
 

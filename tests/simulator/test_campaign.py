@@ -61,6 +61,9 @@ def test_throughput_limit_delays_sends_and_costs_opens(model):
     night = sent["timestamp"].dt.hour < 6
     assert night.mean() > 0.2  # the 19:30 backlog drains past midnight
     # the same customers and decisions, but mail read at night is opened less
-    rate = {name: r.decisions.loc[r.decisions["action"] > 0, "opened"].mean() for name, r in (("slow", slow), ("fast", fast))}
+    rate = {
+        name: r.decisions.loc[r.decisions["action"] > 0, "opened"].mean()
+        for name, r in (("slow", slow), ("fast", fast))
+    }
     n = (slow.decisions["action"] > 0).sum()
     assert rate["fast"] - rate["slow"] > 3 * np.sqrt(2 * rate["fast"] * (1 - rate["fast"]) / n), rate
