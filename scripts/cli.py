@@ -148,8 +148,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     check = myopic_oracle_check(model, n, args.seed)
     print(
         f"myopic oracle (best action today, knowing latent traits): {check.myopic:.3f} per customer at "
-        f"{check.myopic_sends_per_week:.2f} emails/week; held to {check.max_per_week}/week: {check.restrained:.3f} "
-        f"(+{check.restrained - check.myopic:.3f} ± {1.96 * check.gain_se:.3f}): today's reward over-mails"
+        f"{check.myopic_sends_per_week:.2f} emails/week; held to {check.max_per_week}/week it sends "
+        f"{check.restrained_sends_per_week:.2f} and earns {check.restrained:.3f} "
+        f"({check.restrained - check.myopic:+.3f} ± {1.96 * check.gain_se:.3f})"
     )
     print(f"true value per customer over {horizon} days ({n:,} customers, 95% CI):")
     for name in BUILTIN_POLICIES:

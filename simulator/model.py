@@ -397,22 +397,29 @@ class CustomerModel:
         rate = col("visit_rate") * col("buy_given_visit")
         n_purchases = np.where(bought, 1 + rng.poisson(rate * tenure), 0)
         n_discounted = rng.binomial(n_purchases, np.clip(0.3 * col("initial_habituation"), 0, 1))
-        last_cat = np.where(bought, (affinity.cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1), -1)
+        last_cat = np.where(bought, (traits.affinity_cum < rng.random(n)[:, None]).sum(axis=1), -1)
+        last_cat = np.minimum(last_cat, self.n_categories - 1)
+        # Everyone has been on a weekly newsletter: the last email 1-7 days ago, and one every 7 days
+        # before that, in the 30-day send history and in the fatigue it left behind.
+        since_email = rng.integers(1, 8, n)
+        ages = since_email[:, None] + 7 * np.arange(5)[None, :]  # days since each of the last sends
+        send_hist = np.where(ages <= 30, 1 << np.minimum(ages - 1, 29), 0).sum(axis=1)
+        fatigue = (self.dyn.fatigue_decay ** (ages - 1)).sum(axis=1)
         zeros = np.zeros(n)
         state = State(
             t=np.zeros(n, dtype=np.int64),
             engagement=col("engagement").copy(),
-            fatigue=zeros.copy(),
+            fatigue=fatigue,
             habituation=col("initial_habituation") * rng.uniform(0.5, 1.5, n),
             reminder=zeros.copy(),
             days_since_purchase=np.where(bought, recency, tenure),
-            days_since_email=rng.integers(1, 8, n),  # weekly senders: last email 1-7 days ago
+            days_since_email=since_email,
             tenure_days=tenure,
             n_purchases=n_purchases,
             n_discounted=n_discounted,
             revenue_total=n_purchases * mean_value,
             last_category=last_cat.astype(np.int64),
-            send_hist=np.zeros(n, dtype=np.int64),
+            send_hist=send_hist,
             open_hist=np.zeros(n, dtype=np.int64),
             click_hist=np.zeros(n, dtype=np.int64),
             coupon_offer=np.full(n, -1, dtype=np.int64),
