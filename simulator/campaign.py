@@ -127,7 +127,7 @@ class CampaignRunner:
         collector = LogCollector(m, policy.name, days)
         campaigns: list[str] = []
         slot_hours = np.nan_to_num(m.catalog.hour, nan=0.0)
-        queue: list[tuple[np.ndarray, np.ndarray, int]] = []  # (customers, actions, campaign index base)
+        queue: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # FIFO of (customers, actions, campaign ids)
         queued = np.zeros(n_customers, dtype=bool)
         active = np.ones(n_customers, dtype=bool)
         last_click_time = np.full(n_customers, -np.inf)
@@ -183,6 +183,9 @@ class CampaignRunner:
         def sender():
             allowance = 0.0  # sends the ESP may still make in this tick (carries fractions over)
             per_tick = np.inf if self.send_rate_per_hour is None else self.send_rate_per_hour * self.tick_hours
+            # Ticks fall half-way between the round times of midnights and slot releases, so a delivery
+            # is never booked into a day whose outcomes were already closed.
+            yield env.timeout(self.tick_hours / 2)
             while True:
                 allowance = allowance + per_tick if queue else 0.0
                 while queue and allowance >= 1:

@@ -1,6 +1,7 @@
 """The SimPy campaign runner agrees with the vectorized driver and writes a sane event log."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from nextbest.simulator import BAUPolicy, make_policy, simulate
@@ -60,6 +61,13 @@ def test_throughput_limit_delays_sends_and_costs_opens(model):
     sent = slow.events[slow.events["event"] == "sent"]
     night = sent["timestamp"].dt.hour < 6
     assert night.mean() > 0.2  # the 19:30 backlog drains past midnight
+    # every delivery, late or not, is booked on the day it happened (its send cost is in that day's row)
+    dec = slow.decisions
+    stayed = dec.groupby("customer_id")["terminated"].sum() == 0
+    stayed = stayed[stayed].index
+    in_horizon = sent["timestamp"] < dec["decision_time"].max() + pd.Timedelta(days=1)
+    delivered = sent[sent["customer_id"].isin(stayed) & in_horizon]
+    assert len(delivered) == (dec.loc[dec["customer_id"].isin(stayed), "send_cost"] > 0).sum()
     # the same customers and decisions, but mail read at night is opened less
     rate = {
         name: r.decisions.loc[r.decisions["action"] > 0, "opened"].mean()
