@@ -65,8 +65,8 @@ class EmailBanditEnv(gym.Env[np.ndarray, np.int64]):
             if int(state.t[0]) + 1 >= self.model.scenario.horizon_days:
                 traits, state = self.model.sample_population(self.pool_size, self.np_random)
             else:
-                probs = self._bau.action_probs(self.model.observe(state), self.model.action_mask(state))
-                state, _ = self.model.step(traits, state, probs.argmax(axis=1), self.np_random)
+                actions, _ = self._bau.act(self.model.observe(state), self.model.action_mask(state), self.np_random)
+                state, _ = self.model.step(traits, state, actions, self.np_random)
             self._pool = (traits, state)
         self._order = self.np_random.permutation(self.pool_size).tolist()
         self._served = True

@@ -193,6 +193,20 @@ def validate_logs(
         if bad.size:
             raise _where(source, "propensity", bad, "differs from the probability column of the logged action")
 
+    if {"episode_id", "step"} <= set(frame.columns):
+        if frame["episode_id"].isna().any():
+            raise _where(source, "episode_id", np.flatnonzero(frame["episode_id"].isna()), "missing")
+        step = _numeric(frame, "step", source)
+        bad = np.flatnonzero((step != np.round(step)) | (step < 0))
+        if bad.size:
+            raise _where(source, "step", bad, "must be a non-negative integer")
+    for flag in ("terminated", "truncated", "done"):
+        if flag in frame.columns:
+            values = _numeric(frame, flag, source)
+            bad = np.flatnonzero((values != 0) & (values != 1))
+            if bad.size:
+                raise _where(source, flag, bad, "must be true/false (1/0)")
+
     features = tuple(metadata.get("features", ()))
     if not features:
         features = tuple(

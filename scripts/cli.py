@@ -35,8 +35,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _out_path(text: str) -> Path:
     path = Path(text)
+    if path.suffix.lower() not in (".parquet", ".csv"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a .parquet or .csv file name")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"output directory {str(path.parent)!r} does not exist")
     if path.is_dir():
@@ -54,7 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="simulate the default scenario under built-in policies and print the figures")
     demo.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
     demo.add_argument("--customers", type=_positive, default=20_000)
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=_seed, default=0)
     demo.add_argument("--out", type=_out_path, default=Path("demo-logs.parquet"), help="where to write BAU logs")
 
     sim = sub.add_parser("simulate", help="simulate a campaign and write logged feedback (one row per decision)")
@@ -62,7 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--customers", type=_positive, required=True)
     sim.add_argument("--days", type=_positive, default=None, help="default: the scenario's horizon")
     sim.add_argument("--policy", default="bau", help=f"built-in policy: {policies}")
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--seed", type=_seed, default=0)
     sim.add_argument("--out", type=_out_path, required=True, help=".parquet, or .csv")
     sim.add_argument(
         "--events",

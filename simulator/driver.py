@@ -209,6 +209,7 @@ class LogCollector:
             part[f"next_{name}"] = step.next_obs[rows, j]
         part["terminated"] = step.terminated[rows]
         part["truncated"] = np.full(rows.size, step.t == self.horizon - 1) & ~step.terminated[rows]
+        part["done"] = part["terminated"] | part["truncated"]
         self._parts.append(part)
 
     def frame(self) -> pd.DataFrame:

@@ -69,6 +69,14 @@ def test_contract_columns(logs, model):
             "column 'action', row 7: outside the catalog of 16 actions",
         ),
         (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True), "duplicate (customer_id, decision_time)"),
+        (
+            lambda f: f.assign(step=np.where(np.arange(len(f)) == 3, -1, f["step"])),
+            "column 'step', row 3: must be a non-negative integer",
+        ),
+        (
+            lambda f: f.assign(terminated=np.where(np.arange(len(f)) == 6, 2, f["terminated"].astype(int))),
+            "column 'terminated', row 6: must be true/false",
+        ),
     ],
 )
 def test_validation_names_file_column_and_row(tmp_path, logs, edit, message):

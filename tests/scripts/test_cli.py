@@ -94,6 +94,7 @@ def _run(*args):
         (["--customers", "5", "--days", "-3"], "--days: must be >= 1"),
         (["--customers", "5", "--policy", "genius"], "unknown policy 'genius'"),
         (["--customers", "5", "--scenario", "nope.yaml"], "no such scenario file"),
+        (["--customers", "5", "--seed", "-1"], "--seed: must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_no_file(tmp_path, args, message):
@@ -102,6 +103,12 @@ def test_bad_input_is_one_line_exit_2_no_file(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_must_be_parquet_or_csv(tmp_path):
+    result = _run("simulate", "--customers", "5", "--out", str(tmp_path / "logs.xlsx"))
+    assert result.returncode == 2 and "expected a .parquet or .csv file name" in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
