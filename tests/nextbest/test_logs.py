@@ -35,6 +35,7 @@ def test_contract_columns(logs, model):
         "step",
         "terminated",
         "truncated",
+        "done",
         "opened",
         "clicked",
         "purchased",
