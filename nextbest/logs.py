@@ -29,7 +29,7 @@ import pandas as pd
 
 from nextbest.errors import DataError, NextbestError
 
-__all__ = ["LoggedFeedback", "load_logs", "save_table", "validate_logs"]
+__all__ = ["LoggedFeedback", "TableWriter", "load_logs", "save_table", "validate_logs"]
 
 REQUIRED = ("customer_id", "decision_time", "action", "propensity", "reward")
 OUTCOME_PARTS = (
@@ -259,32 +259,74 @@ def load_logs(path: str | os.PathLike[str]) -> LoggedFeedback:
     return validate_logs(frame, str(path), metadata)
 
 
+class TableWriter:
+    """Write a table to Parquet (or CSV when the path ends in ``.csv``) in pieces, atomically: the rows
+    go to a temp file beside ``path``, renamed over it by :meth:`close`; on error the temp file goes.
+
+    Example:
+        >>> with TableWriter("logs.parquet", metadata={"policy": "bau"}) as w:  # doctest: +SKIP
+        ...     for day_frame in frames:
+        ...         w.write(day_frame)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise NextbestError(f"{self.path}: output directory {str(self.path.parent)!r} does not exist")
+        self.metadata = metadata
+        self.rows = 0
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._csv = self.path.suffix.lower() == ".csv"
+        self._parquet: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append the rows of ``frame`` (same columns and dtypes every time)."""
+        if self._csv:
+            frame.to_csv(self._tmp, index=False, mode="a", header=self.rows == 0)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if self._parquet is None:
+                schema = table.schema
+                if self.metadata:
+                    schema = schema.with_metadata({**(schema.metadata or {}), _META_KEY: json.dumps(self.metadata)})
+                self._parquet = pq.ParquetWriter(self._tmp, schema)
+            self._parquet.write_table(table.replace_schema_metadata(self._parquet.schema.metadata))
+        self.rows += len(frame)
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        if self._parquet is not None:
+            self._parquet.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        if self._parquet is not None:
+            self._parquet.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def save_table(frame: pd.DataFrame, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
     """Write ``frame`` to Parquet, or CSV when the path ends in ``.csv``, atomically (temp file + rename).
 
     Raises:
         NextbestError: the output directory does not exist.
     """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise NextbestError(f"{path}: output directory {str(path.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if metadata:
-                meta = dict(table.schema.metadata or {})
-                meta[_META_KEY] = json.dumps(metadata).encode()
-                table = table.replace_schema_metadata(meta)
-            pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with TableWriter(path, metadata) as writer:
+        writer.write(frame)
+    return writer.path

@@ -116,16 +116,15 @@ def _model(scenario: str) -> Any:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from nextbest.logs import save_table
-    from nextbest.simulator import log_metadata, make_policy, simulate
+    from nextbest.simulator import log_metadata, make_policy, simulate_to_file
 
     model = _model(args.scenario)
     policy = make_policy(args.policy, model.features, model.catalog)
     days = args.days or model.scenario.horizon_days
     progress = not args.no_progress and sys.stderr.isatty()
     if args.events is None:
-        logs = simulate(model, policy, args.customers, days, args.seed, progress=progress)
-        save_table(logs, args.out, logs.attrs["nextbest"])
-        print(f"wrote {len(logs):,} decisions to {args.out}")
+        rows = simulate_to_file(model, policy, args.customers, args.out, days, args.seed, progress=progress)
+        print(f"wrote {rows:,} decisions to {args.out}")
         return 0
     from nextbest.simulator.campaign import CampaignRunner
 

@@ -10,6 +10,7 @@ from nextbest.simulator.driver import (
     policy_value,
     rollout,
     simulate,
+    simulate_to_file,
     spawn_rngs,
 )
 from nextbest.simulator.model import ARRAY, SCALAR, CustomerModel, Outcome, Probabilities, State, Traits
@@ -32,6 +33,7 @@ __all__ = [
     "log_metadata",
     "make_policy",
     "simulate",
+    "simulate_to_file",
     "policy_value",
     "rollout",
     "spawn_rngs",

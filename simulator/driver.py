@@ -8,6 +8,7 @@ policy's value is the mean over customers of the undiscounted sum of rewards unt
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from nextbest.logs import OUTCOME_PARTS
+from nextbest.logs import OUTCOME_PARTS, TableWriter
 from nextbest.policy import Policy
 from nextbest.scenario import Scenario
 from nextbest.simulator.model import CustomerModel, Outcome, State, Traits
@@ -31,6 +32,7 @@ __all__ = [
     "policy_value",
     "rollout",
     "simulate",
+    "simulate_to_file",
     "spawn_rngs",
 ]
 
@@ -180,57 +182,65 @@ def policy_value(
 
 
 class LogCollector:
-    """``on_step`` callback that gathers one logged-feedback row per decision of an active customer."""
+    """``on_step`` callback that turns each day into logged-feedback rows, one per decision of an active
+    customer; it keeps them for :meth:`frame`, or hands each day's rows to ``sink`` (e.g. a
+    :class:`~nextbest.logs.TableWriter`) so that long runs need not fit in memory."""
 
-    def __init__(self, model: CustomerModel, policy_id: str, horizon: int) -> None:
+    def __init__(
+        self, model: CustomerModel, policy_id: str, horizon: int, sink: Callable[[pd.DataFrame], None] | None = None
+    ) -> None:
         self.model = model
         self.policy_id = policy_id
         self.horizon = horizon
-        self._parts: list[dict[str, np.ndarray]] = []
+        self.sink = sink
+        self.rows = 0
+        self._frames: list[pd.DataFrame] = []
 
     def __call__(self, step: Step) -> None:
         rows = np.flatnonzero(step.active)
         m = self.model
-        part: dict[str, np.ndarray] = {
-            "customer_id": rows.astype(np.int64),
+        names = np.asarray(m.catalog.names)
+        customer = rows.astype(np.int64)
+        action = step.actions[rows]
+        columns: dict[str, Any] = {
+            "customer_id": customer,
+            "decision_time": np.full(rows.size, CAMPAIGN_START + pd.Timedelta(days=step.t)),
+            "episode_id": customer,
             "step": np.full(rows.size, step.t, dtype=np.int64),
+            "policy_id": np.full(rows.size, self.policy_id),
         }
         for j, name in enumerate(m.features):
-            part[name] = step.obs[rows, j]
-        part["action"] = step.actions[rows]
-        part["propensity"] = step.propensity[rows]
+            columns[name] = step.obs[rows, j]
+        columns["action"] = action
+        columns["action_name"] = names[action]
+        columns["propensity"] = step.propensity[rows]
+        probs = step.probs[rows].astype(np.float32)
         for k, name in enumerate(m.catalog.names):
-            part[f"prob_{name}"] = step.probs[rows, k].astype(np.float32)
+            columns[f"prob_{name}"] = probs[:, k]
         out = step.outcome
-        part["reward"] = out.reward[rows]
+        columns["reward"] = out.reward[rows]
         for name in OUTCOME_PARTS:
-            part[name] = getattr(out, name)[rows]
+            values = getattr(out, name)[rows]
+            columns[name] = values.astype(np.int8) if name in _FLAGS else values
         for j, name in enumerate(m.features):
-            part[f"next_{name}"] = step.next_obs[rows, j]
-        part["terminated"] = step.terminated[rows]
-        part["truncated"] = np.full(rows.size, step.t == self.horizon - 1) & ~step.terminated[rows]
-        part["done"] = part["terminated"] | part["truncated"]
-        self._parts.append(part)
+            columns[f"next_{name}"] = step.next_obs[rows, j]
+        terminated = step.terminated[rows]
+        columns["terminated"] = terminated
+        columns["truncated"] = np.full(rows.size, step.t == self.horizon - 1) & ~terminated
+        columns["done"] = terminated | columns["truncated"]
+        frame = pd.DataFrame(columns)
+        self.rows += len(frame)
+        if self.sink is None:
+            self._frames.append(frame)
+        else:
+            self.sink(frame)
 
     def frame(self) -> pd.DataFrame:
-        """All rows so far, ordered by day then customer."""
-        cols = {k: np.concatenate([p[k] for p in self._parts]) for k in self._parts[0]}
-        n = cols["step"].size
-        names = np.asarray(self.model.catalog.names)
-        front = {
-            "customer_id": cols.pop("customer_id"),
-            "decision_time": CAMPAIGN_START + pd.to_timedelta(cols["step"], unit="D"),
-            "episode_id": None,
-            "step": cols.pop("step"),
-            "policy_id": np.full(n, self.policy_id),
-        }
-        front["episode_id"] = front["customer_id"]
-        action = cols.pop("action")
-        features = {k: cols.pop(k) for k in self.model.features}
-        frame = pd.DataFrame({**front, **features, "action": action, "action_name": names[action], **cols})
-        for flag in ("opened", "clicked", "purchased", "unsubscribed"):
-            frame[flag] = frame[flag].astype(np.int8)
-        return frame
+        """All rows kept so far, ordered by day then customer."""
+        return pd.concat(self._frames, ignore_index=True)
+
+
+_FLAGS = frozenset({"opened", "clicked", "purchased", "unsubscribed"})
 
 
 def simulate(
@@ -243,7 +253,8 @@ def simulate(
     progress: bool = False,
 ) -> pd.DataFrame:
     """Simulate a campaign and return its logged feedback (one row per decision, see
-    :mod:`nextbest.logs`); ``frame.attrs["nextbest"]`` holds the metadata to store with it.
+    :mod:`nextbest.logs`); ``frame.attrs["nextbest"]`` holds the metadata to store with it. To write
+    a run too large for memory, see :func:`simulate_to_file`.
 
     Example:
         >>> from nextbest import Scenario
@@ -271,3 +282,23 @@ def log_metadata(model: CustomerModel, policy_id: str, seed: Any) -> dict[str, A
         "features": list(model.features),
         "action_names": list(model.catalog.names),
     }
+
+
+def simulate_to_file(
+    scenario: Scenario | CustomerModel,
+    policy: Policy,
+    n_customers: int,
+    path: str | os.PathLike[str],
+    days: int | None = None,
+    seed: int | np.random.SeedSequence = 0,
+    *,
+    progress: bool = False,
+) -> int:
+    """Like :func:`simulate`, but each day's rows go straight to ``path`` (Parquet, or CSV by suffix),
+    atomically: nothing is left at ``path`` if the run fails. Returns the number of rows written."""
+    model = scenario if isinstance(scenario, CustomerModel) else CustomerModel(scenario)
+    days = model.scenario.horizon_days if days is None else days
+    with TableWriter(path, log_metadata(model, policy.name, seed)) as writer:
+        collector = LogCollector(model, policy.name, days, sink=writer.write)
+        rollout(model, policy, n_customers, days, seed, on_step=collector, progress=progress)
+    return collector.rows
