@@ -99,3 +99,38 @@ def test_missing_file_and_directory(tmp_path, logs):
 def test_validate_in_memory_frame(logs):
     typed = validate_logs(logs)
     assert len(typed) == len(logs) and typed.n_actions == 16
+
+
+def test_streamed_file_equals_in_memory_logs(tmp_path, model, logs):
+    from nextbest.simulator import simulate_to_file
+
+    policy = make_policy("bau-softmax", model.features, model.catalog)
+    rows = simulate_to_file(model, policy, 300, tmp_path / "s.parquet", 10, seed=3)
+    streamed = nextbest.load_logs(tmp_path / "s.parquet")
+    assert rows == len(logs)
+    pd.testing.assert_frame_equal(streamed.frame, validate_logs(logs).frame, check_dtype=False)
+
+
+def test_failed_run_leaves_no_file(tmp_path, model):
+    from nextbest.simulator import simulate_to_file
+
+    class Failing:
+        name = "failing"
+
+        def __init__(self):
+            self.calls = 0
+
+        def act(self, obs, mask, rng):
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("policy service went away")
+            return np.zeros(len(obs), dtype=np.int64), np.ones(len(obs))
+
+        def action_probs(self, obs, mask):
+            p = np.zeros((len(obs), model.catalog.n_actions))
+            p[:, 0] = 1
+            return p
+
+    with pytest.raises(RuntimeError, match="went away"):
+        simulate_to_file(model, Failing(), 50, tmp_path / "half.parquet", 10, seed=0)
+    assert list(tmp_path.iterdir()) == []
