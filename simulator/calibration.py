@@ -42,12 +42,15 @@ def email_kpis(model: CustomerModel, policy: Policy, n_customers: int, days: int
 
     def count(step: Step) -> None:
         o, a = step.outcome, step.active
-        totals["sent"] += o.sent[a].sum()
-        totals["opened"] += o.opened[a].sum()
-        totals["clicked"] += o.clicked[a].sum()
-        totals["unsubscribed"] += o.unsubscribed[a].sum()
-        totals["purchased"] += o.purchased[a].sum()
-        totals["via_email"] += o.purchased_via_email[a].sum()
+        for key, values in (
+            ("sent", o.sent),
+            ("opened", o.opened),
+            ("clicked", o.clicked),
+            ("unsubscribed", o.unsubscribed),
+            ("purchased", o.purchased),
+            ("via_email", o.purchased_via_email),
+        ):
+            totals[key] += float(values[a].sum(dtype=np.float64))
 
     rollout(model, policy, n_customers, days, seed, on_step=count)
     sends = max(totals["sent"], 1.0)
