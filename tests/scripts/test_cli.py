@@ -12,48 +12,16 @@ from nextbest.scripts.cli import main
 
 
 def test_simulate_writes_valid_logs(tmp_path, capsys):
+    def simulate(out):
+        args = ["simulate", "--customers", "50", "--days", "5", "--policy", "bau-softmax", "--seed", "1"]
+        return main([*args, "--out", str(out), "--no-progress"])
+
     out = tmp_path / "logs.parquet"
-    assert (
-        main(
-            [
-                "simulate",
-                "--customers",
-                "50",
-                "--days",
-                "5",
-                "--policy",
-                "bau-softmax",
-                "--seed",
-                "1",
-                "--out",
-                str(out),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert simulate(out) == 0
     logs = nextbest.load_logs(out)
     assert len(logs) <= 250 and logs.metadata["policy"] == "bau-softmax" and logs.metadata["seed"] == 1
     out_csv = tmp_path / "logs.csv"
-    assert (
-        main(
-            [
-                "simulate",
-                "--customers",
-                "50",
-                "--days",
-                "5",
-                "--policy",
-                "bau-softmax",
-                "--seed",
-                "1",
-                "--out",
-                str(out_csv),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
+    assert simulate(out_csv) == 0
     again = nextbest.load_logs(out_csv)
     assert (again.actions == logs.actions).all()
 
