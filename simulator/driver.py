@@ -199,20 +199,19 @@ class LogCollector:
     def __call__(self, step: Step) -> None:
         rows = np.flatnonzero(step.active)
         m = self.model
-        names = np.asarray(m.catalog.names)
         customer = rows.astype(np.int64)
         action = step.actions[rows]
         columns: dict[str, Any] = {
             "customer_id": customer,
-            "decision_time": np.full(rows.size, CAMPAIGN_START + pd.Timedelta(days=step.t)),
+            "decision_time": np.full(rows.size, (CAMPAIGN_START + pd.Timedelta(days=step.t)).to_datetime64()),
             "episode_id": customer,
             "step": np.full(rows.size, step.t, dtype=np.int64),
-            "policy_id": np.full(rows.size, self.policy_id),
+            "policy_id": pd.Categorical.from_codes(np.zeros(rows.size, dtype=np.int8), [self.policy_id]),
         }
         for j, name in enumerate(m.features):
             columns[name] = step.obs[rows, j]
         columns["action"] = action
-        columns["action_name"] = names[action]
+        columns["action_name"] = pd.Categorical.from_codes(action, m.catalog.names)
         columns["propensity"] = step.propensity[rows]
         probs = step.probs[rows].astype(np.float32)
         for k, name in enumerate(m.catalog.names):
