@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from nextbest.policy import Policy
 from nextbest.simulator.driver import CAMPAIGN_START, LogCollector, Step, spawn_rngs
-from nextbest.simulator.model import FLOAT, INT, CustomerModel, Outcome
+from nextbest.simulator.model import FLOAT, INT, CustomerModel, Outcome, Rows
 
 __all__ = ["EVENT_TYPES", "CampaignResult", "CampaignRunner"]
 
@@ -147,7 +147,7 @@ class CampaignRunner:
             """Deliver emails to customers ``idx`` now; sample and time their responses."""
             now = env.now
             hour = np.full(idx.size, now % 24.0)
-            out = m.sample_outcome(traits.take(idx), state.take(idx), actions, outcome_rng, hour=hour)
+            out = m.sample_outcome(Rows(traits, idx), Rows(state, idx), actions, outcome_rng, hour=hour)
             buf = day["outcome"]
             for name, values in vars(out).items():
                 buf[name][idx] = values  # type: ignore[index]

@@ -31,7 +31,18 @@ import numpy as np
 from nextbest.actions import BASE_FEATURES, FEATURE_HIGH, ActionCatalog, observation_features
 from nextbest.scenario import Scenario
 
-__all__ = ["ARRAY", "FLOAT", "INT", "SCALAR", "CustomerModel", "Outcome", "Probabilities", "State", "Traits"]
+__all__ = [
+    "ARRAY",
+    "FLOAT",
+    "INT",
+    "SCALAR",
+    "CustomerModel",
+    "Outcome",
+    "Probabilities",
+    "Rows",
+    "State",
+    "Traits",
+]
 
 #: Array dtypes of traits, state and outcomes. The daily step is memory-bound, so 32-bit arrays run ~1.5x
 #: faster than 64-bit ones; per-day money and probabilities need no more than float32's 7 digits, and
@@ -144,6 +155,25 @@ SCALAR = _ScalarOps()
 
 def _fields_to_row(obj: Any, i: int) -> dict[str, Any]:
     return {f.name: getattr(obj, f.name)[i].tolist() for f in fields(obj)}
+
+
+class Rows:
+    """The customers ``idx`` of a :class:`Traits` or :class:`State`, gathered field by field on first
+    access: a batch of a few thousand customers then copies only the fields the model reads."""
+
+    def __init__(self, whole: Any, idx: np.ndarray) -> None:
+        self._whole = whole
+        self._idx = idx
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        value = getattr(self._whole, name)[self._idx]
+        setattr(self, name, value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._idx)
 
 
 def _narrow(obj: Any) -> Any:
@@ -474,8 +504,8 @@ class CustomerModel:
             )
             if idx.size:
                 sub = self._email_terms(
-                    T.take(idx),
-                    S.take(idx),
+                    Rows(T, idx),
+                    Rows(S, idx),
                     actions[idx],
                     None if hour is None else hour[idx],
                     tuple(x[idx] for x in organic),
