@@ -79,7 +79,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "--events",
         type=_out_path,
         default=None,
-        help="also run the SimPy campaign runner and write its ESP event log here",
+        help="simulate with the SimPy campaign runner (timed sends, rate-limited queue); write its event log here",
     )
     sim.add_argument(
         "--send-rate", type=_positive, default=None, help="ESP sends per hour for --events (default: unlimited)"
