@@ -9,8 +9,9 @@ so the same arithmetic serves both.
 Per customer and day, given an action (no email, or an offer at a send hour):
 
 * open ~ sigmoid(open_logit + offer lift + slot fit - fatigue + engagement), only if emailed and not churned
-* click | open ~ sigmoid(click_logit + offer lift + price_sensitivity * incentive + recommendation fit)
-* purchase | click ~ sigmoid(buy_click_logit + price_sensitivity * incentive - habituation if full price)
+* click | open ~ sigmoid(click_logit + offer lift + share * price_sensitivity * incentive + recommendation fit)
+* purchase | click ~ sigmoid(buy_click_logit + price_sensitivity * incentive - habituation if full price
+  - satiation after a recent purchase)
 * unsubscribe | open ~ sigmoid(unsubscribe_logit + fatigue)
 * organic visit ~ visit_rate * engagement factor + reminder boost (decaying visits caused by past opens);
   organic purchase | visit ~ like purchase | click, with the coupon in force
