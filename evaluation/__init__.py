@@ -1,1 +1,44 @@
-"""Off-policy evaluation and reports; see the open issues."""
+"""Off-policy evaluation: bandit estimators with intervals and diagnostics, and ground truth on simulated logs.
+
+Example:
+    >>> import nextbest
+    >>> from nextbest.evaluation import estimate_all
+    >>> logs = nextbest.load_logs("logs.parquet")  # doctest: +SKIP
+    >>> for e in estimate_all(logs, policy.action_probs(logs.contexts, mask)):  # doctest: +SKIP
+    ...     print(e.estimator, e.value, e.lower, e.upper)
+"""
+
+from nextbest.evaluation.estimators import (
+    DM,
+    DR,
+    IPS,
+    SNDR,
+    SNIPS,
+    Diagnostics,
+    DRos,
+    Estimate,
+    Estimator,
+    SwitchDR,
+    default_estimators,
+    estimate_all,
+)
+from nextbest.evaluation.ground_truth import bandit_ground_truth, model_for_logs
+from nextbest.evaluation.reward_model import RidgeRewardModel
+
+__all__ = [
+    "DM",
+    "DR",
+    "IPS",
+    "SNDR",
+    "SNIPS",
+    "DRos",
+    "Diagnostics",
+    "Estimate",
+    "Estimator",
+    "RidgeRewardModel",
+    "SwitchDR",
+    "bandit_ground_truth",
+    "default_estimators",
+    "estimate_all",
+    "model_for_logs",
+]

@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,8 @@ _META_KEY = b"nextbest"
 class LoggedFeedback:
     """Validated logged feedback with typed arrays (``n`` rows, ``d`` features, ``k`` actions).
 
+    The array views are computed once and cached; treat them as read-only.
+
     Attributes:
         frame: the table as read.
         features: context feature column names (``d``).
@@ -77,27 +80,27 @@ class LoggedFeedback:
     def n_actions(self) -> int:
         return len(self.action_names) if self.action_names else int(self.frame["action"].max()) + 1
 
-    @property
+    @cached_property
     def contexts(self) -> np.ndarray:
         """``(n, d)`` float64 context features."""
         return self.frame[list(self.features)].to_numpy(dtype=np.float64)
 
-    @property
+    @cached_property
     def actions(self) -> np.ndarray:
         """``(n,)`` int64 action ids."""
         return self.frame["action"].to_numpy(dtype=np.int64)
 
-    @property
+    @cached_property
     def rewards(self) -> np.ndarray:
         """``(n,)`` float64 rewards (currency)."""
         return self.frame["reward"].to_numpy(dtype=np.float64)
 
-    @property
+    @cached_property
     def propensities(self) -> np.ndarray:
         """``(n,)`` logging probability of the logged action."""
         return self.frame["propensity"].to_numpy(dtype=np.float64)
 
-    @property
+    @cached_property
     def action_probs(self) -> np.ndarray | None:
         """``(n, k)`` logging policy's full probability vector, if logged."""
         cols = [PROB_PREFIX + a for a in self.action_names]
@@ -105,11 +108,16 @@ class LoggedFeedback:
             return None
         return self.frame[cols].to_numpy(dtype=np.float64)
 
+    @cached_property
+    def clusters(self) -> np.ndarray:
+        """``(n,)`` int64 customer index (0..n_customers-1): rows of one customer are not independent."""
+        return pd.factorize(self.frame["customer_id"])[0].astype(np.int64)
+
     @property
     def is_sequential(self) -> bool:
         return {"episode_id", "step"} <= set(self.frame.columns)
 
-    @property
+    @cached_property
     def next_contexts(self) -> np.ndarray | None:
         """``(n, d)`` next-state features, if logged."""
         cols = [NEXT_PREFIX + f for f in self.features]

@@ -129,7 +129,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     runner = CampaignRunner(model, send_rate_per_hour=args.send_rate)
     result = runner.run(policy, args.customers, days, args.seed, progress=progress)
-    save_table(result.decisions, args.out, log_metadata(model, policy.name, args.seed))
+    save_table(
+        result.decisions, args.out, log_metadata(model, policy.name, args.seed, args.customers, days, driver="simpy")
+    )
     save_table(result.events, args.events)
     print(f"wrote {len(result.decisions):,} decisions to {args.out} and {len(result.events):,} events to {args.events}")
     return 0

@@ -268,16 +268,28 @@ def simulate(
     collector = LogCollector(model, policy.name, days)
     rollout(model, policy, n_customers, days, seed, on_step=collector, progress=progress)
     frame = collector.frame()
-    frame.attrs["nextbest"] = log_metadata(model, policy.name, seed)
+    frame.attrs["nextbest"] = log_metadata(model, policy.name, seed, n_customers, days)
     return frame
 
 
-def log_metadata(model: CustomerModel, policy_id: str, seed: Any) -> dict[str, Any]:
-    """What a logged-feedback file records about where it came from."""
+def log_metadata(
+    model: CustomerModel,
+    policy_id: str,
+    seed: Any,
+    n_customers: int | None = None,
+    days: int | None = None,
+    driver: str = "vectorized",
+) -> dict[str, Any]:
+    """What a logged-feedback file records about where it came from: enough to simulate it again
+    (scenario, policy, seed, population, days), which is how ground truth is computed for it."""
     return {
         "scenario": model.scenario.name,
+        "scenario_config": model.scenario.to_dict(),
         "policy": policy_id,
         "seed": seed if isinstance(seed, int) else str(seed),
+        "n_customers": n_customers,
+        "days": days,
+        "driver": driver,
         "features": list(model.features),
         "action_names": list(model.catalog.names),
     }
@@ -297,7 +309,7 @@ def simulate_to_file(
     atomically: nothing is left at ``path`` if the run fails. Returns the number of rows written."""
     model = scenario if isinstance(scenario, CustomerModel) else CustomerModel(scenario)
     days = model.scenario.horizon_days if days is None else days
-    with TableWriter(path, log_metadata(model, policy.name, seed)) as writer:
+    with TableWriter(path, log_metadata(model, policy.name, seed, n_customers, days)) as writer:
         collector = LogCollector(model, policy.name, days, sink=writer.write)
         rollout(model, policy, n_customers, days, seed, on_step=collector, progress=progress)
     return collector.rows
