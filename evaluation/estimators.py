@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.evaluation.intervals import ClusterSums, bootstrap_interval, clt_interval
+from nextbest.evaluation.intervals import Resampler, bootstrap_interval, clt_interval
 from nextbest.evaluation.reward_model import RidgeRewardModel
 from nextbest.logs import LoggedFeedback
 
@@ -193,30 +193,25 @@ class Estimator:
             NextbestError: ``action_probs`` has the wrong shape or catalog, or rows that are not
                 probability vectors.
         """
-        model_rng, boot_rng = _rngs(seed)
-        x = _prepare(
+        return estimate_all(
             data,
             action_probs,
-            need_model=self.uses_model,
-            reward_model=reward_model or RidgeRewardModel(),
-            rng=model_rng,
-        )
-        return self._estimate(x, interval, confidence, n_boot, boot_rng)
+            [self],
+            interval=interval,
+            confidence=confidence,
+            n_boot=n_boot,
+            seed=seed,
+            reward_model=reward_model,
+        )[0]
 
-    def _estimate(
-        self, x: _Inputs, interval: str, confidence: float, n_boot: int, rng: np.random.Generator
-    ) -> Estimate:
-        if interval not in ("bootstrap", "clt"):
-            raise ValueError(f"interval must be 'bootstrap' or 'clt', got {interval!r}")
-        if not 0 < confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    def _estimate(self, x: _Inputs, interval: str, confidence: float, resampler: Resampler) -> Estimate:
         w = x.weights if self.clip is None else np.minimum(x.weights, self.clip)
         a, b, c = self._terms(x, w)
-        sums = ClusterSums.from_rows(a, b, c, x.data.clusters, rng)
+        sums = resampler.sums(a, b, c)
         if interval == "clt":
             lower, upper, se = clt_interval(sums, confidence)
         else:
-            lower, upper, se = bootstrap_interval(sums, confidence, n_boot, rng)
+            lower, upper, se = bootstrap_interval(sums, confidence, resampler)
         return Estimate(
             estimator=self.label,
             value=sums.value,
@@ -383,11 +378,15 @@ def estimate_all(
 ) -> list[Estimate]:
     """Run several estimators on the same data and policy, fitting the reward model once.
 
-    Each estimator's bootstrap uses the same resamples (same seed), so differences between estimators
-    are not resampling noise.
+    All estimators use the same bootstrap resamples, so differences between them are not resampling
+    noise; ``Estimator.estimate`` is this function with one estimator.
     """
+    if interval not in ("bootstrap", "clt"):
+        raise ValueError(f"interval must be 'bootstrap' or 'clt', got {interval!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     estimators = default_estimators() if estimators is None else estimators
-    model_rng, _ = _rngs(seed)
+    model_rng, boot_rng = _rngs(seed)
     x = _prepare(
         data,
         action_probs,
@@ -395,4 +394,5 @@ def estimate_all(
         reward_model=reward_model or RidgeRewardModel(),
         rng=model_rng,
     )
-    return [e._estimate(x, interval, confidence, n_boot, _rngs(seed)[1]) for e in estimators]
+    resampler = Resampler(data.clusters, boot_rng, n_boot)
+    return [e._estimate(x, interval, confidence, resampler) for e in estimators]

@@ -21,9 +21,51 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["MAX_CLUSTERS", "ClusterSums", "bootstrap_interval", "clt_interval"]
+__all__ = ["MAX_CLUSTERS", "ClusterSums", "Resampler", "bootstrap_interval", "clt_interval"]
 
 MAX_CLUSTERS = 100_000
+
+
+class Resampler:
+    """Customers as clusters, and the cluster-bootstrap resample counts shared by every estimator that
+    uses it (so differences between estimators are not resampling noise, and the counts are drawn once).
+
+    Args:
+        clusters: ``(n,)`` cluster id (0..G-1) of each row.
+        rng: merges clusters beyond :data:`MAX_CLUSTERS` at random, then draws the resamples.
+        n_boot: resamples.
+    """
+
+    def __init__(self, clusters: np.ndarray, rng: np.random.Generator, n_boot: int = 200) -> None:
+        if n_boot < 2:
+            raise ValueError(f"n_boot must be >= 2, got {n_boot}")
+        n_clusters = int(clusters.max()) + 1
+        if n_clusters > MAX_CLUSTERS:
+            clusters = rng.permutation(n_clusters)[clusters] % MAX_CLUSTERS
+            n_clusters = MAX_CLUSTERS
+        self.n_boot = n_boot
+        self._rng = rng
+        present = np.bincount(clusters, minlength=n_clusters) > 0
+        relabel = np.cumsum(present) - 1
+        self.clusters = relabel[clusters]
+        self.n_clusters = int(present.sum())
+        self._counts: np.ndarray | None = None
+
+    def sums(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> ClusterSums:
+        """Per-cluster sums of the row terms ``(n,)``."""
+        g = self.n_clusters
+        sums = [np.bincount(self.clusters, weights=x, minlength=g) for x in (a, b, c)]
+        count = np.bincount(self.clusters, minlength=g).astype(np.float64)
+        return ClusterSums(*sums, count)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``(n_boot, G)`` how often each cluster is drawn in each resample (drawn on first use)."""
+        if self._counts is None:
+            g, b = self.n_clusters, self.n_boot
+            picks = self._rng.integers(0, g, size=(b, g)) + (np.arange(b) * g)[:, None]
+            self._counts = np.bincount(picks.ravel(), minlength=b * g).reshape(b, g).astype(np.float64)
+        return self._counts
 
 
 @dataclass(frozen=True)
@@ -34,20 +76,6 @@ class ClusterSums:
     b: np.ndarray
     c: np.ndarray
     n: np.ndarray
-
-    @classmethod
-    def from_rows(
-        cls, a: np.ndarray, b: np.ndarray, c: np.ndarray, clusters: np.ndarray, rng: np.random.Generator
-    ) -> ClusterSums:
-        """Sum row terms ``(n,)`` by cluster id, merging clusters beyond :data:`MAX_CLUSTERS` at random."""
-        n_clusters = int(clusters.max()) + 1
-        if n_clusters > MAX_CLUSTERS:
-            clusters = rng.permutation(n_clusters)[clusters] % MAX_CLUSTERS
-            n_clusters = MAX_CLUSTERS
-        sums = [np.bincount(clusters, weights=x, minlength=n_clusters) for x in (a, b, c)]
-        count = np.bincount(clusters, minlength=n_clusters).astype(np.float64)
-        keep = count > 0
-        return cls(*(x[keep] for x in sums), count[keep])
 
     @staticmethod
     def value_of(a: np.ndarray, b: np.ndarray, c: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -78,20 +106,10 @@ def clt_interval(sums: ClusterSums, confidence: float) -> tuple[float, float, fl
     return value - z * se, value + z * se, se
 
 
-def bootstrap_interval(
-    sums: ClusterSums, confidence: float, n_boot: int, rng: np.random.Generator
-) -> tuple[float, float, float]:
-    """``(lower, upper, standard error)``: percentile interval of ``n_boot`` cluster-bootstrap resamples."""
-    g = sums.n.size
-    matrix = np.column_stack([sums.a, sums.b, sums.c, sums.n])
-    values = np.empty(n_boot)
-    block = max(1, min(n_boot, 20_000_000 // max(g, 1)))  # bound the (block, G) count matrix to ~160 MB
-    for start in range(0, n_boot, block):
-        size = min(block, n_boot - start)
-        picks = rng.integers(0, g, size=(size, g)) + (np.arange(size) * g)[:, None]
-        counts = np.bincount(picks.ravel(), minlength=size * g).reshape(size, g).astype(np.float64)
-        resampled = counts @ matrix
-        values[start : start + size] = ClusterSums.value_of(*resampled.T)
+def bootstrap_interval(sums: ClusterSums, confidence: float, resampler: Resampler) -> tuple[float, float, float]:
+    """``(lower, upper, standard error)``: percentile interval of the cluster-bootstrap resamples."""
+    resampled = resampler.counts @ np.column_stack([sums.a, sums.b, sums.c, sums.n])
+    values = ClusterSums.value_of(*resampled.T)
     tail = (1 - confidence) / 2
     lower, upper = np.quantile(values, [tail, 1 - tail])
     return float(lower), float(upper), float(values.std(ddof=1))
