@@ -4,6 +4,7 @@ Columns (the contract, see DESIGN.md):
 
 * ``customer_id``, ``decision_time``, ``policy_id``
 * context feature columns (any other numeric column, e.g. ``recency_days``)
+* ``may_email``: whether guardrails (consent, unsubscribe, frequency cap) allowed any email; optional
 * ``action`` (integer id), ``action_name``, ``propensity`` (logging policy's probability of ``action``)
 * optionally the full probability vector as ``prob_<action_name>`` columns, in action-id order
 * ``reward`` and its parts: ``opened``, ``clicked``, ``purchased``, ``revenue``, ``margin``,
@@ -45,7 +46,9 @@ OUTCOME_PARTS = (
     "unsubscribed",
 )
 RESERVED = frozenset(
-    REQUIRED + OUTCOME_PARTS + ("policy_id", "action_name", "episode_id", "step", "terminated", "truncated", "done")
+    REQUIRED
+    + OUTCOME_PARTS
+    + ("policy_id", "action_name", "episode_id", "step", "terminated", "truncated", "done", "may_email")
 )
 PROB_PREFIX = "prob_"
 NEXT_PREFIX = "next_"
@@ -107,6 +110,15 @@ class LoggedFeedback:
         if not cols or not all(c in self.frame.columns for c in cols):
             return None
         return self.frame[cols].to_numpy(dtype=np.float64)
+
+    @cached_property
+    def allowed(self) -> np.ndarray:
+        """``(n, k)`` bool: actions the guardrails allowed at each decision ("no email" always; emails
+        where ``may_email``, or everywhere when the logs do not say)."""
+        allowed = np.ones((len(self), self.n_actions), dtype=bool)
+        if "may_email" in self.frame.columns:
+            allowed[:, 1:] = self.frame["may_email"].to_numpy(dtype=bool)[:, None]
+        return allowed
 
     @cached_property
     def clusters(self) -> np.ndarray:
@@ -208,7 +220,7 @@ def validate_logs(
         bad = np.flatnonzero((step != np.round(step)) | (step < 0))
         if bad.size:
             raise _where(source, "step", bad, "must be a non-negative integer")
-    for flag in ("terminated", "truncated", "done"):
+    for flag in ("terminated", "truncated", "done", "may_email"):
         if flag in frame.columns:
             values = _numeric(frame, flag, source)
             bad = np.flatnonzero((values != 0) & (values != 1))

@@ -210,6 +210,7 @@ class LogCollector:
         }
         for j, name in enumerate(m.features):
             columns[name] = step.obs[rows, j]
+        columns["may_email"] = step.mask[rows, 1:].any(axis=1)
         columns["action"] = action
         columns["action_name"] = pd.Categorical.from_codes(action, m.catalog.names)
         columns["propensity"] = step.propensity[rows]

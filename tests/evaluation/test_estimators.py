@@ -118,7 +118,7 @@ def simulated(model):
     logger = make_policy("bau-softmax", model.features, model.catalog)
     frame = simulate(model, logger, 20_000, 10, seed=21)
     logs = validate_logs(frame, "sim", frame.attrs["nextbest"])
-    mask = logs.action_probs > 0  # the softmax logger gives every allowed action some mass
+    mask = logs.allowed
     policies = [make_policy(n, model.features, model.catalog) for n in ("bau", "bau-epsilon", "random")]
     probs = {p.name: p.action_probs(logs.contexts.astype(np.float32), mask) for p in policies}
     return logs, probs, bandit_ground_truth(logs, policies)
