@@ -86,6 +86,16 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--no-progress", action="store_true")
 
+    ev = sub.add_parser("evaluate", help="estimate candidate policies' value from logged data; write a report")
+    ev.add_argument("--logs", required=True, type=Path, help="logged feedback (.parquet or .csv)")
+    ev.add_argument("--policy", action="append", required=True, help=f"built-in policy ({policies}); repeat for more")
+    ev.add_argument("--ground-truth", action="store_true", help="exact values by re-simulation (simulated logs)")
+    ev.add_argument("--report", required=True, type=Path, help="directory for report.html, report.json, report.md")
+    ev.add_argument("--scenario", default="retail", help="scenario of the action catalog if the logs do not say")
+    ev.add_argument("--interval", choices=["bootstrap", "clt"], default="bootstrap")
+    ev.add_argument("--n-boot", type=_at_least(2), default=200, help="bootstrap resamples")
+    ev.add_argument("--seed", type=_seed, default=0)
+
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
     bench.add_argument("suite", choices=["sim"])
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
@@ -173,6 +183,47 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from nextbest.evaluation.report import evaluate, write_report
+    from nextbest.logs import load_logs
+    from nextbest.simulator import make_policy
+
+    if not args.report.parent.is_dir():
+        raise NextbestError(f"{args.report}: parent directory {str(args.report.parent)!r} does not exist")
+    logs = load_logs(args.logs)
+    config = logs.metadata.get("scenario_config")
+    model = _model(args.scenario) if config is None else _model_from(config)
+    catalog_differs = logs.action_names and tuple(logs.action_names) != model.catalog.names
+    if catalog_differs or logs.n_actions > model.catalog.n_actions:
+        raise NextbestError(
+            f"{args.logs}: the logs' action catalog ({logs.n_actions} actions) does not match the "
+            f"policies' ({model.catalog.n_actions} actions of scenario {model.scenario.name!r})"
+        )
+    missing = [f for f in model.features if f not in logs.features]
+    if missing:
+        raise NextbestError(f"{args.logs}: missing context column {missing[0]!r} that the policies read")
+    policies = [make_policy(name, logs.features, model.catalog) for name in args.policy]
+    report = evaluate(
+        logs, policies, ground_truth=args.ground_truth, interval=args.interval, n_boot=args.n_boot, seed=args.seed
+    )
+    write_report(report, args.report)
+    for pol in report.policies:
+        dr = next(e for e in pol.estimates if e.estimator == "dr")
+        truth = "" if pol.truth is None else f" (truth {pol.truth:.4f})"
+        print(f"{pol.policy}: DR {dr.value:.4f} [{dr.lower:.4f}, {dr.upper:.4f}] per decision{truth}")
+        for warning in dr.diagnostics.warnings:
+            print(f"  warning: {warning}")
+    print(f"report: {args.report / 'report.html'}")
+    return 0
+
+
+def _model_from(config: dict[str, Any]) -> Any:
+    from nextbest.scenario import Scenario
+    from nextbest.simulator import CustomerModel
+
+    return CustomerModel(Scenario.from_dict(config))
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from nextbest.scripts.bench import bench_sim
 
@@ -183,7 +234,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _cmd_demo, "simulate": _cmd_simulate, "bench": _cmd_bench}
+_COMMANDS = {"demo": _cmd_demo, "simulate": _cmd_simulate, "evaluate": _cmd_evaluate, "bench": _cmd_bench}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,365 @@
+"""The evaluation report: every estimator for every candidate policy, with intervals, diagnostics,
+ground truth when the logs are simulated, and plots; written as HTML (self-contained), JSON and Markdown.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nextbest import __version__
+from nextbest.errors import NextbestError
+from nextbest.evaluation.estimators import Estimate, Estimator, estimate_all
+from nextbest.evaluation.ground_truth import bandit_ground_truth
+from nextbest.logs import LoggedFeedback
+from nextbest.policy import Policy
+
+__all__ = ["EvaluationReport", "PolicyEvaluation", "evaluate", "write_report"]
+
+#: Customer segments of the action-mix plot, by days since the last purchase.
+SEGMENTS = (("active (<= 30 d)", 0, 30), ("cooling (31-90 d)", 31, 90), ("lapsed (91+ d)", 91, np.inf))
+
+
+@dataclass(frozen=True)
+class PolicyEvaluation:
+    """One candidate policy's estimates, its ground truth (or None) and its action mix by segment."""
+
+    policy: str
+    estimates: list[Estimate]
+    truth: float | None
+    action_mix: dict[str, dict[str, float]]
+    weight_quantiles: dict[str, float]
+    weights: np.ndarray = field(repr=False, compare=False)  # (n,) importance weights, for the plot
+
+    def relative_error(self, estimate: Estimate) -> float | None:
+        if self.truth is None or self.truth == 0:
+            return None
+        return abs(estimate.value - self.truth) / abs(self.truth)
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What was evaluated (data, logger, seed) and the answer for each policy."""
+
+    logs: str
+    rows: int
+    customers: int
+    logger: str
+    seed: int
+    interval: str
+    confidence: float
+    n_boot: int
+    nextbest_version: str
+    logger_mix: dict[str, dict[str, float]]
+    policies: list[PolicyEvaluation]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: every number of the HTML report."""
+        out = {k: v for k, v in vars(self).items() if k != "policies"}
+        out["policies"] = []
+        for pol in self.policies:
+            estimates = []
+            for est in pol.estimates:
+                row = asdict(est)
+                row["relative_error"] = pol.relative_error(est)
+                row["covers_truth"] = None if pol.truth is None else est.covers(pol.truth)
+                estimates.append(row)
+            out["policies"].append(
+                {
+                    "policy": pol.policy,
+                    "truth": pol.truth,
+                    "estimates": estimates,
+                    "action_mix": pol.action_mix,
+                    "weight_quantiles": pol.weight_quantiles,
+                }
+            )
+        return out
+
+
+def _groups(logs: LoggedFeedback) -> tuple[list[str], np.ndarray]:
+    """Action groups for the mix plot: 'no_email' and the offer of each action (slot ignored)."""
+    names = logs.action_names or tuple(str(a) for a in range(logs.n_actions))
+    group_of = [n.split("@")[0] for n in names]
+    labels = list(dict.fromkeys(group_of))
+    return labels, np.array([labels.index(g) for g in group_of])
+
+
+def _segments(logs: LoggedFeedback) -> list[tuple[str, np.ndarray]]:
+    if "recency_days" not in logs.frame.columns:
+        return [("all customers", np.ones(len(logs), dtype=bool))]
+    recency = logs.frame["recency_days"].to_numpy()
+    return [(label, (recency >= lo) & (recency <= hi)) for label, lo, hi in SEGMENTS]
+
+
+def _mix(logs: LoggedFeedback, probs: np.ndarray) -> dict[str, dict[str, float]]:
+    labels, group = _groups(logs)
+    by_group = np.zeros((probs.shape[0], len(labels)))
+    for g in range(len(labels)):
+        by_group[:, g] = probs[:, group == g].sum(axis=1)
+    mix = {}
+    for segment, rows in _segments(logs):
+        if rows.any():
+            mix[segment] = {label: float(v) for label, v in zip(labels, by_group[rows].mean(axis=0), strict=True)}
+    return mix
+
+
+def evaluate(
+    logs: LoggedFeedback,
+    policies: Sequence[Policy],
+    *,
+    ground_truth: bool = False,
+    estimators: list[Estimator] | None = None,
+    interval: str = "bootstrap",
+    confidence: float = 0.95,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> EvaluationReport:
+    """Estimate every policy's value on ``logs`` with every estimator.
+
+    Args:
+        logs: validated logged feedback.
+        policies: candidates; each sees the logged contexts and the guardrail mask of each decision.
+        ground_truth: also compute the exact value by re-simulation (simulated logs only).
+        estimators, interval, confidence, n_boot, seed: see :func:`estimate_all`.
+    """
+    if not policies:
+        raise NextbestError("no policy to evaluate")
+    names = [p.name for p in policies]
+    if len(set(names)) != len(names):
+        raise NextbestError(f"policy names must differ, got {names}")
+    truth = bandit_ground_truth(logs, policies) if ground_truth else {}
+    logging = logs.action_probs
+    if logging is None:
+        logging = np.zeros((len(logs), logs.n_actions))
+        logging[np.arange(len(logs)), logs.actions] = 1.0
+    results = []
+    for policy in policies:
+        probs = policy.action_probs(logs.contexts, logs.allowed)
+        estimates = estimate_all(
+            logs, probs, estimators, interval=interval, confidence=confidence, n_boot=n_boot, seed=seed
+        )
+        weights = probs[np.arange(len(logs)), logs.actions] / logs.propensities
+        q = np.quantile(weights, [0.5, 0.9, 0.99, 1.0])
+        results.append(
+            PolicyEvaluation(
+                policy=policy.name,
+                estimates=estimates,
+                truth=truth.get(policy.name),
+                action_mix=_mix(logs, probs),
+                weight_quantiles={"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2]), "max": float(q[3])},
+                weights=weights,
+            )
+        )
+    return EvaluationReport(
+        logs=logs.source,
+        rows=len(logs),
+        customers=int(logs.clusters.max()) + 1,
+        logger=str(logs.metadata.get("policy", "unknown")),
+        seed=seed,
+        interval=interval,
+        confidence=confidence,
+        n_boot=n_boot,
+        nextbest_version=__version__,
+        logger_mix=_mix(logs, logging),
+        policies=results,
+    )
+
+
+# ----------------------------------------------------------------------------------------- plots
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _plots(report: EvaluationReport) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = {}
+    n = len(report.policies)
+    fig, axes = plt.subplots(n, 1, figsize=(7.5, 0.45 * len(report.policies[0].estimates) * n + 0.8), squeeze=False)
+    for ax, pol in zip(axes[:, 0], report.policies, strict=True):
+        labels = [e.estimator for e in pol.estimates]
+        y = np.arange(len(labels))
+        values = np.array([e.value for e in pol.estimates])
+        err = np.array([[e.value - e.lower for e in pol.estimates], [e.upper - e.value for e in pol.estimates]])
+        ax.errorbar(values, y, xerr=err, fmt="o", color="tab:blue", capsize=3, label="estimate, 95% interval")
+        if pol.truth is not None:
+            ax.axvline(pol.truth, color="tab:red", linestyle="--", label="ground truth")
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_title(f"{pol.policy}: value per decision")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].legend(loc="best", fontsize=8)
+    axes[-1, 0].set_xlabel("expected reward per decision (currency)")
+    plots["estimates"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(7.5, 3.2))
+    positive = np.concatenate([p.weights[p.weights > 0] for p in report.policies])
+    if positive.size:
+        lo, hi = positive.min(), positive.max()
+        bins = np.logspace(np.log10(lo) - 0.05, np.log10(hi) + 0.05, 40)
+        for pol in report.policies:
+            w = pol.weights
+            share = np.full(w.size, 1.0 / w.size)
+            label = f"{pol.policy} ({(w == 0).mean():.0%} of weights are 0)"
+            ax.hist(w[w > 0], bins=bins, weights=share[w > 0], histtype="step", linewidth=1.5, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("importance weight pi(a|x) / p(a|x) of the logged action")
+    ax.set_ylabel("share of decisions")
+    ax.legend(fontsize=8)
+    plots["weights"] = _png(fig)
+
+    columns = [("logger: " + report.logger, report.logger_mix)] + [(p.policy, p.action_mix) for p in report.policies]
+    segments = list(report.logger_mix)
+    groups = list(next(iter(report.logger_mix.values())))
+    fig, axes = plt.subplots(1, len(segments), figsize=(3.0 * len(segments) + 1.5, 3.4), squeeze=False, sharey=True)
+    colors = plt.get_cmap("tab10")
+    for ax, segment in zip(axes[0], segments, strict=True):
+        bottom = np.zeros(len(columns))
+        for g, group in enumerate(groups):
+            shares = np.array([mix.get(segment, {}).get(group, 0.0) for _, mix in columns])
+            ax.bar(range(len(columns)), shares, bottom=bottom, color=colors(g), label=group)
+            bottom += shares
+        ax.set_xticks(range(len(columns)), [c for c, _ in columns], rotation=30, ha="right", fontsize=8)
+        ax.set_title(segment, fontsize=9)
+    axes[0, 0].set_ylabel("share of decisions")
+    axes[0, -1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    plots["action_mix"] = _png(fig)
+    return plots
+
+
+# ----------------------------------------------------------------------------------------- files
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _rows(pol: PolicyEvaluation) -> list[list[str]]:
+    rows = []
+    for e in pol.estimates:
+        rel = pol.relative_error(e)
+        rows.append(
+            [
+                e.estimator,
+                _fmt(e.value),
+                f"[{_fmt(e.lower)}, {_fmt(e.upper)}]",
+                _fmt(e.std_error),
+                "—" if rel is None else f"{rel:.1%}",
+                "—" if pol.truth is None else ("yes" if e.covers(pol.truth) else "no"),
+                f"{e.diagnostics.ess:,.0f}",
+            ]
+        )
+    return rows
+
+
+_HEAD = ["estimator", "value", "95% interval", "s.e.", "rel. error", "covers truth", "ESS"]
+
+
+def _markdown(report: EvaluationReport) -> str:
+    lines = [
+        "# nextbest evaluation report",
+        "",
+        f"- logs: `{report.logs}` ({report.rows:,} decisions, {report.customers:,} customers)",
+        f"- logger: `{report.logger}`; seed {report.seed}",
+        f"- intervals: {report.confidence:.0%} {report.interval} over customers ({report.n_boot} resamples)",
+        f"- nextbest {report.nextbest_version}; values are expected reward per decision (currency)",
+        "",
+    ]
+    for pol in report.policies:
+        truth = "" if pol.truth is None else f" — ground truth {pol.truth:.4f}"
+        lines += [f"## {pol.policy}{truth}", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
+        lines += ["| " + " | ".join(r) + " |" for r in _rows(pol)]
+        warnings = pol.estimates[0].diagnostics.warnings if pol.estimates else ()
+        lines += [""] + [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
+        q = pol.weight_quantiles
+        lines += [
+            f"Importance weights: median {q['p50']:.2f}, p90 {q['p90']:.2f}, p99 {q['p99']:.2f}, max {q['max']:.2f}.",
+            "",
+        ]
+    lines += ["Plots (estimates, weight distribution, action mix by segment) are in report.html.", ""]
+    return "\n".join(lines)
+
+
+_CSS = " ".join(
+    [
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}",
+        "table{border-collapse:collapse;margin:.5rem 0}",
+        "td,th{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}",
+        "th{background:#f3f3f3} td:first-child{text-align:left}",
+        ".warn{background:#fff4e5;border-left:4px solid #f90;padding:.4rem .8rem} img{max-width:100%}",
+    ]
+)
+
+
+def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>nextbest evaluation</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>nextbest evaluation report</h1>",
+        f"<p>Logs <code>{esc(report.logs)}</code>: {report.rows:,} decisions of {report.customers:,} customers, "
+        f"logged by <code>{esc(report.logger)}</code>. Values are expected reward per decision (currency); "
+        f"intervals are {report.confidence:.0%} {esc(report.interval)} over customers ({report.n_boot} resamples), "
+        f"seed {report.seed}. nextbest {esc(report.nextbest_version)}.</p>",
+    ]
+    for pol in report.policies:
+        truth = "" if pol.truth is None else f" <small>(ground truth {pol.truth:.4f})</small>"
+        parts.append(f"<h2>{esc(pol.policy)}{truth}</h2><table><tr>")
+        parts += [f"<th>{h}</th>" for h in _HEAD] + ["</tr>"]
+        for row in _rows(pol):
+            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+        for w in pol.estimates[0].diagnostics.warnings if pol.estimates else ():
+            parts.append(f"<p class='warn'>{esc(w)}</p>")
+    parts += [
+        "<h2>Estimates</h2>",
+        f"<img alt='estimates by estimator' src='data:image/png;base64,{plots['estimates']}'>",
+        "<h2>Importance weights</h2>",
+        f"<img alt='importance weight distribution' src='data:image/png;base64,{plots['weights']}'>",
+        "<h2>Action mix by customer segment</h2>",
+        f"<img alt='action mix' src='data:image/png;base64,{plots['action_mix']}'>",
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(report: EvaluationReport, directory: str | os.PathLike[str]) -> Path:
+    """Write ``report.html``, ``report.json`` and ``report.md`` into ``directory`` (created if missing;
+    its parent must exist). Files are written to a temp folder first and moved in only when all three
+    are complete."""
+    directory = Path(directory)
+    if not directory.parent.is_dir():
+        raise NextbestError(f"{directory}: parent directory {str(directory.parent)!r} does not exist")
+    plots = _plots(report)
+    contents = {
+        "report.json": json.dumps(report.to_dict(), indent=2),
+        "report.md": _markdown(report),
+        "report.html": _html(report, plots),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        for name, text in contents.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        directory.mkdir(exist_ok=True)
+        for name in contents:
+            os.replace(staging / name, directory / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
