@@ -12,7 +12,7 @@ from nextbest.actions import ActionCatalog
 from nextbest.errors import NextbestError
 from nextbest.policy import BasePolicy, EpsilonGreedy, Policy, Softmax, UniformRandom
 
-__all__ = ["BUILTIN_POLICIES", "BAUPolicy", "NeverEmail", "make_policy"]
+__all__ = ["BUILTIN_POLICIES", "BAUPolicy", "FixedAction", "NeverEmail", "make_policy"]
 
 
 class BAUPolicy(BasePolicy):
@@ -95,12 +95,29 @@ class NeverEmail(BasePolicy):
         return np.zeros(obs.shape[0], dtype=np.int64), np.ones(obs.shape[0])
 
 
+class FixedAction(BasePolicy):
+    """The same action for everyone the guardrails allow it for ("no email" for the rest)."""
+
+    def __init__(self, action: int, n_actions: int, name: str) -> None:
+        self.action = action
+        self.n_actions = n_actions
+        self.name = name
+
+    def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        probs = np.zeros((obs.shape[0], self.n_actions))
+        allowed = mask[:, self.action]
+        probs[allowed, self.action] = 1.0
+        probs[~allowed, 0] = 1.0
+        return probs
+
+
 BUILTIN_POLICIES: dict[str, str] = {
     "bau": "business-as-usual rules: weekly newsletter, 20% off when lapsed > 60 days, cross-sell after a purchase",
     "bau-epsilon": "BAU, with probability 0.1 a uniformly random allowed action",
     "bau-softmax": "softmax of BAU at temperature 0.25 (BAU's action ~78% when all 16 actions are allowed)",
     "random": "uniformly random allowed action",
     "none": "never email (control)",
+    "always:<action>": "the same action for everyone allowed, e.g. always:pct10@morning",
 }
 
 
@@ -120,4 +137,6 @@ def make_policy(name: str, features: Sequence[str], catalog: ActionCatalog) -> P
         return UniformRandom(catalog.n_actions)
     if name == "none":
         return NeverEmail(catalog.n_actions)
+    if name.startswith("always:"):
+        return FixedAction(catalog.index(name[len("always:") :]), catalog.n_actions, name)
     raise NextbestError(f"unknown policy {name!r} (built-in policies: {', '.join(BUILTIN_POLICIES)})")

@@ -107,3 +107,13 @@ def test_bench_quick_prints_json(capsys):
     figures = json.loads(capsys.readouterr().out)
     for key in ("sim_customer_days_per_s", "env_steps_per_s", "vec_env_customer_steps_per_s", "simpy_events_per_s"):
         assert figures[key] > 0
+
+
+def test_bench_ope_quick_prints_every_key(capsys):
+    assert main(["bench", "ope", "--json", "--quick", "--seeds", "2"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for estimator in ("dm", "ips", "snips", "dr", "sndr", "switch-dr", "dr-os"):
+        for policy in ("near", "far", "random"):
+            assert figures[f"{estimator}_median_rel_error_{policy}"] >= 0
+            assert 0 <= figures[f"{estimator}_coverage_{policy}"] <= 1
+    assert figures["ope_1m_rows_s"] > 0

@@ -105,3 +105,13 @@ def test_myopic_oracle_over_mails(model):
     check = myopic_oracle_check(model, 4000, seed=13)
     assert check.restrained_sends_per_week < check.myopic_sends_per_week
     assert check.restrained - check.myopic > 4 * check.gain_se, check
+
+
+def test_always_policy_sends_one_action_where_allowed(model, population):
+    _, state = population
+    policy = make_policy("always:pct10@morning", model.features, model.catalog)
+    mask = model.action_mask(state)
+    actions, propensity = policy.act(model.observe(state), mask, np.random.default_rng(0))
+    target = model.catalog.action("pct10", "morning")
+    np.testing.assert_array_equal(actions, np.where(mask[:, target], target, 0))
+    assert (propensity == 1).all()
