@@ -22,8 +22,9 @@ from nextbest.evaluation.estimators import (
     default_estimators,
     estimate_all,
 )
-from nextbest.evaluation.ground_truth import bandit_ground_truth, model_for_logs
-from nextbest.evaluation.reward_model import RidgeRewardModel
+from nextbest.evaluation.ground_truth import bandit_ground_truth, model_for_logs, sequential_ground_truth
+from nextbest.evaluation.reward_model import FittedRidge, RidgeRewardModel
+from nextbest.evaluation.sequential import SEQUENTIAL_ESTIMATORS, Trajectories, estimate_sequential
 
 __all__ = [
     "DM",
@@ -35,10 +36,15 @@ __all__ = [
     "Diagnostics",
     "Estimate",
     "Estimator",
+    "FittedRidge",
     "RidgeRewardModel",
+    "SEQUENTIAL_ESTIMATORS",
     "SwitchDR",
+    "Trajectories",
     "bandit_ground_truth",
     "default_estimators",
     "estimate_all",
+    "estimate_sequential",
     "model_for_logs",
+    "sequential_ground_truth",
 ]

@@ -125,6 +125,16 @@ def _validate(data: LoggedFeedback, action_probs: Any) -> np.ndarray:
     return probs
 
 
+def unsupported_mass(data: LoggedFeedback, probs: np.ndarray) -> float:
+    """Mean over rows of the policy's probability on actions the logger gives probability 0 there (from
+    the logged probability vectors; without them, on actions never logged at all)."""
+    logging = data.action_probs
+    if logging is not None:
+        return float((probs * (logging <= 0)).sum(axis=1).mean())
+    seen = np.bincount(data.actions, minlength=data.n_actions) > 0
+    return float(probs[:, ~seen].sum(axis=1).mean())
+
+
 def _prepare(
     data: LoggedFeedback,
     action_probs: Any,
@@ -136,12 +146,7 @@ def _prepare(
     probs = _validate(data, action_probs)
     rows = np.arange(len(data))
     weights = probs[rows, data.actions] / data.propensities
-    logging = data.action_probs
-    if logging is not None:
-        unsupported = float((probs * (logging <= 0)).sum(axis=1).mean())
-    else:
-        seen = np.bincount(data.actions, minlength=data.n_actions) > 0
-        unsupported = float(probs[:, ~seen].sum(axis=1).mean())
+    unsupported = unsupported_mass(data, probs)
     q_hat = None
     if need_model:
         q_hat = reward_model.cross_fit(data.contexts, data.actions, data.rewards, data.clusters, data.n_actions, rng)

@@ -20,9 +20,9 @@ from nextbest.errors import DataError
 from nextbest.logs import LoggedFeedback
 from nextbest.policy import Policy
 from nextbest.scenario import Scenario
-from nextbest.simulator import CustomerModel, Step, make_policy, rollout
+from nextbest.simulator import CustomerModel, PolicyValue, Step, make_policy, policy_value, rollout
 
-__all__ = ["bandit_ground_truth", "model_for_logs"]
+__all__ = ["bandit_ground_truth", "model_for_logs", "sequential_ground_truth"]
 
 _NEEDED = ("scenario_config", "policy", "seed", "n_customers", "days")
 
@@ -66,3 +66,14 @@ def bandit_ground_truth(logs: LoggedFeedback, policies: Sequence[Policy]) -> dic
             f"{logs.source}: re-simulating the logs does not reproduce them (edited file, or another version)"
         )
     return {policy.name: float(totals[j] / len(logs)) for j, policy in enumerate(policies)}
+
+
+def sequential_ground_truth(
+    logs: LoggedFeedback, policies: Sequence[Policy], n_customers: int = 100_000
+) -> dict[str, PolicyValue]:
+    """Value per episode (customer, over the logged days) of each policy acting from day 0, by Monte Carlo
+    on a fresh population of ``n_customers`` from the logs' scenario: the quantity the sequential
+    estimators estimate. Its 95% interval is part of the answer (it is not exact)."""
+    model = model_for_logs(logs)
+    days, seed = int(logs.metadata["days"]), int(logs.metadata["seed"])
+    return {p.name: policy_value(p, model, n_customers, days, seed=seed + 1) for p in policies}

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RidgeRewardModel"]
+__all__ = ["FittedRidge", "RidgeRewardModel"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,33 +62,46 @@ class RidgeRewardModel:
         for k in np.unique(fold):
             test = fold == k
             train = ~test if (~test).any() else test
-            weights, standardise = self._fit(contexts[train], actions[train], rewards[train], n_actions)
-            predictions[test] = self._design(contexts[test], standardise) @ weights
+            predictions[test] = self.fit(contexts[train], actions[train], rewards[train], n_actions).predict(
+                contexts[test]
+            )
         return predictions
 
-    def _fit(
-        self, x: np.ndarray, actions: np.ndarray, rewards: np.ndarray, n_actions: int
-    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-        """Coefficients ``(d+1, k)`` and the (mean, scale) used to standardise."""
+    def fit(self, x: np.ndarray, actions: np.ndarray, targets: np.ndarray, n_actions: int) -> FittedRidge:
+        """One ridge regression per action of ``targets`` on standardised ``x`` (all rows, no folds).
+
+        An action with fewer than 2 rows predicts the mean target.
+        """
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
         scale[scale == 0] = 1.0
-        design = self._design(x, (mean, scale))
+        design = _design(x, mean, scale)
         d = design.shape[1]
         penalty = self.alpha * np.eye(d)
         penalty[0, 0] = 0.0
-        fallback = rewards.mean() if rewards.size else 0.0
-        coef = np.zeros((d, n_actions))
-        coef[0] = fallback
+        weights = np.zeros((d, n_actions))
+        weights[0] = targets.mean() if targets.size else 0.0
         for a in range(n_actions):
             rows = actions == a
             if rows.sum() < 2:
                 continue
             xa = design[rows]
-            coef[:, a] = np.linalg.solve(xa.T @ xa + penalty, xa.T @ rewards[rows])
-        return coef, (mean, scale)
+            weights[:, a] = np.linalg.solve(xa.T @ xa + penalty, xa.T @ targets[rows])
+        return FittedRidge(weights, mean, scale)
 
-    @staticmethod
-    def _design(x: np.ndarray, standardise: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        mean, scale = standardise
-        return np.column_stack([np.ones(x.shape[0]), (x - mean) / scale])
+
+@dataclass(frozen=True)
+class FittedRidge:
+    """Per-action ridge coefficients ``(d+1, k)`` and the standardisation they were fitted with."""
+
+    weights: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """``(n, k)`` predictions for contexts ``x`` ``(n, d)``."""
+        return _design(x, self.mean, self.scale) @ self.weights
+
+
+def _design(x: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    return np.column_stack([np.ones(x.shape[0]), (x - mean) / scale])
