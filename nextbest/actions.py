@@ -113,6 +113,27 @@ class ActionCatalog:
             sends=sends,
         )
 
+    @classmethod
+    def from_names(cls, names: tuple[str, ...] | list[str]) -> ActionCatalog:
+        """A catalog for logs from outside the simulator: ``"<offer>@<slot>"`` names are split, other names
+        are offers without a slot. Action 0 plays "no email" for the guardrails (put the control arm first).
+        """
+        offers = [n.split("@")[0] for n in names]
+        slots = [n.split("@")[1] if "@" in n else "any" for n in names]
+        offer_ids = {o: i for i, o in enumerate(dict.fromkeys(offers))}
+        slot_ids = {s: i for i, s in enumerate(dict.fromkeys(slots))}
+        sends = np.ones(len(names))
+        sends[NO_EMAIL] = 0.0
+        return cls(
+            names=tuple(names),
+            offers=tuple(offers),
+            slots=tuple(slots),
+            offer_index=np.array([offer_ids[o] for o in offers], dtype=np.int64),
+            slot_index=np.array([slot_ids[s] for s in slots], dtype=np.int64),
+            hour=np.full(len(names), np.nan),
+            sends=sends,
+        )
+
     @property
     def n_actions(self) -> int:
         return len(self.names)

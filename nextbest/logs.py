@@ -31,7 +31,7 @@ import pandas as pd
 
 from nextbest.errors import DataError, NextbestError
 
-__all__ = ["LoggedFeedback", "TableWriter", "load_logs", "save_table", "validate_logs"]
+__all__ = ["LoggedFeedback", "TableWriter", "load_logs", "read_table", "save_table", "validate_logs"]
 
 REQUIRED = ("customer_id", "decision_time", "action", "propensity", "reward")
 OUTCOME_PARTS = (
@@ -258,6 +258,16 @@ def load_logs(path: str | os.PathLike[str]) -> LoggedFeedback:
         >>> logs.contexts.shape  # doctest: +SKIP
         (30000, 20)
     """
+    frame, metadata = read_table(path)
+    return validate_logs(frame, str(path), metadata)
+
+
+def read_table(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A Parquet or CSV file (by suffix) as a frame, with the nextbest metadata Parquet files carry.
+
+    Raises:
+        DataError: the file is missing or cannot be read as its suffix says.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -276,7 +286,7 @@ def load_logs(path: str | os.PathLike[str]) -> LoggedFeedback:
     except (OSError, ValueError) as exc:
         kind = "CSV" if path.suffix.lower() == ".csv" else "Parquet"
         raise DataError(f"{path}: cannot read as {kind}: {exc}") from None
-    return validate_logs(frame, str(path), metadata)
+    return frame, metadata
 
 
 class TableWriter:

@@ -92,6 +92,15 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ground-truth", action="store_true", help="exact values by re-simulation (simulated logs)")
     ev.add_argument("--report", required=True, type=Path, help="directory for report.html, report.json, report.md")
     ev.add_argument("--scenario", default="retail", help="scenario of the action catalog if the logs do not say")
+    ext = ev.add_argument_group("logs from outside nextbest (see README: 'Your own logs')")
+    ext.add_argument("--map", type=Path, default=None, help="YAML file mapping roles to the export's columns")
+    ext.add_argument("--id-col", default=None, help="customer id column")
+    ext.add_argument("--action-col", default=None, help="action column")
+    ext.add_argument("--reward-col", default=None, help="reward column")
+    ext.add_argument("--propensity-col", default=None, help="propensity column")
+    ext.add_argument("--propensity", type=float, default=None, help="one propensity for every row, e.g. 0.25")
+    ext.add_argument("--time-col", default=None, help="decision time column")
+    ext.add_argument("--context-cols", default=None, help="comma-separated context columns (default: all others)")
     ev.add_argument("--interval", choices=["bootstrap", "clt"], default="bootstrap")
     ev.add_argument("--n-boot", type=_at_least(2), default=200, help="bootstrap resamples")
     ev.add_argument("--seed", type=_seed, default=0)
@@ -191,19 +200,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if not args.report.parent.is_dir():
         raise NextbestError(f"{args.report}: parent directory {str(args.report.parent)!r} does not exist")
-    logs = load_logs(args.logs)
-    config = logs.metadata.get("scenario_config")
-    model = _model(args.scenario) if config is None else _model_from(config)
-    catalog_differs = logs.action_names and tuple(logs.action_names) != model.catalog.names
-    if catalog_differs or logs.n_actions > model.catalog.n_actions:
-        raise NextbestError(
-            f"{args.logs}: the logs' action catalog ({logs.n_actions} actions) does not match the "
-            f"policies' ({model.catalog.n_actions} actions of scenario {model.scenario.name!r})"
-        )
-    missing = [f for f in model.features if f not in logs.features]
-    if missing:
-        raise NextbestError(f"{args.logs}: missing context column {missing[0]!r} that the policies read")
-    policies = [make_policy(name, logs.features, model.catalog) for name in args.policy]
+    mapping = _mapping(args)
+    if mapping is None:
+        logs = load_logs(args.logs)
+        config = logs.metadata.get("scenario_config")
+        model = _model(args.scenario) if config is None else _model_from(config)
+        catalog = model.catalog
+        catalog_differs = logs.action_names and tuple(logs.action_names) != catalog.names
+        if catalog_differs or logs.n_actions > catalog.n_actions:
+            raise NextbestError(
+                f"{args.logs}: the logs' action catalog ({logs.n_actions} actions) does not match the "
+                f"policies' ({catalog.n_actions} actions of scenario {model.scenario.name!r})"
+            )
+    else:
+        from nextbest.actions import ActionCatalog
+        from nextbest.external import import_logs
+
+        logs = import_logs(args.logs, mapping)
+        catalog = ActionCatalog.from_names(logs.action_names)
+    policies = [make_policy(name, logs.features, catalog) for name in args.policy]
     report = evaluate(
         logs, policies, ground_truth=args.ground_truth, interval=args.interval, n_boot=args.n_boot, seed=args.seed
     )
@@ -216,6 +231,30 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  warning: {warning}")
     print(f"report: {args.report / 'report.html'}")
     return 0
+
+
+def _mapping(args: argparse.Namespace) -> Any:
+    """The column mapping from ``--map`` and the column flags (flags win), or None for nextbest logs."""
+    from nextbest.external import LogMapping
+
+    flags = {
+        "id": args.id_col,
+        "action": args.action_col,
+        "reward": args.reward_col,
+        "propensity": args.propensity_col if args.propensity_col is not None else args.propensity,
+        "time": args.time_col,
+        "context": None if args.context_cols is None else tuple(c.strip() for c in args.context_cols.split(",")),
+    }
+    if args.map is None and all(v is None for v in flags.values()):
+        return None
+    if args.map is not None:
+        return LogMapping.load(args.map).replace(**flags)
+    missing = [f"--{k}-col" for k in ("id", "action", "reward") if flags[k] is None]
+    if flags["propensity"] is None:
+        missing.append("--propensity-col or --propensity")
+    if missing:
+        raise NextbestError(f"logs from outside nextbest need {', '.join(missing)} (or --map FILE)")
+    return LogMapping(**flags)
 
 
 def _model_from(config: dict[str, Any]) -> Any:

@@ -44,6 +44,10 @@ class BAUPolicy(BasePolicy):
         self.n_actions = catalog.n_actions
         self._one_hot = np.eye(catalog.n_actions)
         idx = {f: i for i, f in enumerate(features)}
+        needed = ("recency_days", "days_since_email", "sends_7d", "frequency")
+        missing = [f for f in needed if f not in idx]
+        if missing:
+            raise NextbestError(f"policy {name!r} reads context column {missing[0]!r}, which the data do not have")
         self._recency = idx["recency_days"]
         self._since_email = idx["days_since_email"]
         self._sends_7d = idx["sends_7d"]
