@@ -21,7 +21,8 @@ import numpy as np
 from nextbest import __version__
 from nextbest.errors import NextbestError
 from nextbest.evaluation.estimators import Estimate, Estimator, estimate_all
-from nextbest.evaluation.ground_truth import bandit_ground_truth
+from nextbest.evaluation.ground_truth import bandit_ground_truth, sequential_ground_truth
+from nextbest.evaluation.sequential import estimate_sequential
 from nextbest.logs import LoggedFeedback
 from nextbest.policy import Policy
 
@@ -31,9 +32,19 @@ __all__ = ["EvaluationReport", "PolicyEvaluation", "evaluate", "write_report"]
 SEGMENTS = (("active (<= 30 d)", 0, 30), ("cooling (31-90 d)", 31, 90), ("lapsed (91+ d)", 91, np.inf))
 
 
+def _relative_error(estimate: Estimate, truth: float | None) -> float | None:
+    if truth is None or truth == 0:
+        return None
+    return abs(estimate.value - truth) / abs(truth)
+
+
 @dataclass(frozen=True)
 class PolicyEvaluation:
-    """One candidate policy's estimates, its ground truth (or None) and its action mix by segment."""
+    """One candidate policy's estimates, its ground truth (or None) and its action mix by segment.
+
+    ``estimates``/``truth`` are per decision (bandit estimators); ``episode_estimates``/``episode_truth``
+    per customer over the logged horizon (sequential estimators), when asked for.
+    """
 
     policy: str
     estimates: list[Estimate]
@@ -41,11 +52,12 @@ class PolicyEvaluation:
     action_mix: dict[str, dict[str, float]]
     weight_quantiles: dict[str, float]
     weights: np.ndarray = field(repr=False, compare=False)  # (n,) importance weights, for the plot
+    episode_estimates: list[Estimate] = field(default_factory=list)
+    episode_truth: float | None = None
 
     def relative_error(self, estimate: Estimate) -> float | None:
-        if self.truth is None or self.truth == 0:
-            return None
-        return abs(estimate.value - self.truth) / abs(self.truth)
+        truth = self.episode_truth if estimate in self.episode_estimates else self.truth
+        return _relative_error(estimate, truth)
 
 
 @dataclass(frozen=True)
@@ -68,18 +80,24 @@ class EvaluationReport:
         """Plain data: every number of the HTML report."""
         out = {k: v for k, v in vars(self).items() if k != "policies"}
         out["policies"] = []
-        for pol in self.policies:
-            estimates = []
-            for est in pol.estimates:
+
+        def rows(estimates: list[Estimate], truth: float | None) -> list[dict[str, Any]]:
+            result = []
+            for est in estimates:
                 row = asdict(est)
-                row["relative_error"] = pol.relative_error(est)
-                row["covers_truth"] = None if pol.truth is None else est.covers(pol.truth)
-                estimates.append(row)
+                row["relative_error"] = _relative_error(est, truth)
+                row["covers_truth"] = None if truth is None else est.covers(truth)
+                result.append(row)
+            return result
+
+        for pol in self.policies:
             out["policies"].append(
                 {
                     "policy": pol.policy,
                     "truth": pol.truth,
-                    "estimates": estimates,
+                    "estimates": rows(pol.estimates, pol.truth),
+                    "episode_truth": pol.episode_truth,
+                    "episode_estimates": rows(pol.episode_estimates, pol.episode_truth),
                     "action_mix": pol.action_mix,
                     "weight_quantiles": pol.weight_quantiles,
                 }
@@ -119,6 +137,7 @@ def evaluate(
     policies: Sequence[Policy],
     *,
     ground_truth: bool = False,
+    episodes: bool = False,
     estimators: list[Estimator] | None = None,
     interval: str = "bootstrap",
     confidence: float = 0.95,
@@ -131,6 +150,8 @@ def evaluate(
         logs: validated logged feedback.
         policies: candidates; each sees the logged contexts and the guardrail mask of each decision.
         ground_truth: also compute the exact value by re-simulation (simulated logs only).
+        episodes: also estimate the value per customer over the logged horizon with the sequential
+            estimators (sequential logs only; intervals are always bootstrap over customers).
         estimators, interval, confidence, n_boot, seed: see :func:`estimate_all`.
     """
     if not policies:
@@ -139,6 +160,9 @@ def evaluate(
     if len(set(names)) != len(names):
         raise NextbestError(f"policy names must differ, got {names}")
     truth = bandit_ground_truth(logs, policies) if ground_truth else {}
+    if episodes and not logs.is_sequential:
+        raise NextbestError(f"{logs.source}: per-customer (episode) values need episode_id and step columns")
+    episode_truth = sequential_ground_truth(logs, policies) if ground_truth and episodes else {}
     logging = logs.action_probs
     if logging is None:
         logging = np.zeros((len(logs), logs.n_actions))
@@ -151,6 +175,10 @@ def evaluate(
         )
         weights = probs[np.arange(len(logs)), logs.actions] / logs.propensities
         q = np.quantile(weights, [0.5, 0.9, 0.99, 1.0])
+        per_episode = (
+            estimate_sequential(logs, probs, confidence=confidence, n_boot=n_boot, seed=seed) if episodes else []
+        )
+        episode_value = episode_truth.get(policy.name)
         results.append(
             PolicyEvaluation(
                 policy=policy.name,
@@ -159,6 +187,8 @@ def evaluate(
                 action_mix=_mix(logs, probs),
                 weight_quantiles={"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2]), "max": float(q[3])},
                 weights=weights,
+                episode_estimates=per_episode,
+                episode_truth=None if episode_value is None else episode_value.mean,
             )
         )
     return EvaluationReport(
@@ -251,10 +281,10 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def _rows(pol: PolicyEvaluation) -> list[list[str]]:
+def _rows(estimates: list[Estimate], truth: float | None) -> list[list[str]]:
     rows = []
-    for e in pol.estimates:
-        rel = pol.relative_error(e)
+    for e in estimates:
+        rel = _relative_error(e, truth)
         rows.append(
             [
                 e.estimator,
@@ -262,11 +292,32 @@ def _rows(pol: PolicyEvaluation) -> list[list[str]]:
                 f"[{_fmt(e.lower)}, {_fmt(e.upper)}]",
                 _fmt(e.std_error),
                 "—" if rel is None else f"{rel:.1%}",
-                "—" if pol.truth is None else ("yes" if e.covers(pol.truth) else "no"),
+                "—" if truth is None else ("yes" if e.covers(truth) else "no"),
                 f"{e.diagnostics.ess:,.0f}",
             ]
         )
     return rows
+
+
+def _tables(pol: PolicyEvaluation) -> list[tuple[str, list[list[str]], tuple[str, ...]]]:
+    """(caption, rows, warnings) of each table of one policy: per decision, then per customer."""
+    tables = [
+        (
+            "value per decision" + ("" if pol.truth is None else f" (ground truth {pol.truth:.4f})"),
+            _rows(pol.estimates, pol.truth),
+            pol.estimates[0].diagnostics.warnings if pol.estimates else (),
+        )
+    ]
+    if pol.episode_estimates:
+        truth = "" if pol.episode_truth is None else f" (ground truth {pol.episode_truth:.4f}, Monte Carlo)"
+        tables.append(
+            (
+                "value per customer over the logged days" + truth,
+                _rows(pol.episode_estimates, pol.episode_truth),
+                pol.episode_estimates[0].diagnostics.warnings,
+            )
+        )
+    return tables
 
 
 _HEAD = ["estimator", "value", "95% interval", "s.e.", "rel. error", "covers truth", "ESS"]
@@ -283,11 +334,11 @@ def _markdown(report: EvaluationReport) -> str:
         "",
     ]
     for pol in report.policies:
-        truth = "" if pol.truth is None else f" — ground truth {pol.truth:.4f}"
-        lines += [f"## {pol.policy}{truth}", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-        lines += ["| " + " | ".join(r) + " |" for r in _rows(pol)]
-        warnings = pol.estimates[0].diagnostics.warnings if pol.estimates else ()
-        lines += [""] + [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
+        lines += [f"## {pol.policy}", ""]
+        for caption, rows, warnings in _tables(pol):
+            lines += [f"{caption}:", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
+            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            lines += [""] + [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
         q = pol.weight_quantiles
         lines += [
             f"Importance weights: median {q['p50']:.2f}, p90 {q['p90']:.2f}, p99 {q['p99']:.2f}, max {q['max']:.2f}.",
@@ -320,14 +371,14 @@ def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
         f"seed {report.seed}. nextbest {esc(report.nextbest_version)}.</p>",
     ]
     for pol in report.policies:
-        truth = "" if pol.truth is None else f" <small>(ground truth {pol.truth:.4f})</small>"
-        parts.append(f"<h2>{esc(pol.policy)}{truth}</h2><table><tr>")
-        parts += [f"<th>{h}</th>" for h in _HEAD] + ["</tr>"]
-        for row in _rows(pol):
-            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
-        for w in pol.estimates[0].diagnostics.warnings if pol.estimates else ():
-            parts.append(f"<p class='warn'>{esc(w)}</p>")
+        parts.append(f"<h2>{esc(pol.policy)}</h2>")
+        for caption, rows, warnings in _tables(pol):
+            parts.append(f"<p>{esc(caption)}</p><table><tr>")
+            parts += [f"<th>{h}</th>" for h in _HEAD] + ["</tr>"]
+            for row in rows:
+                parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+            parts.append("</table>")
+            parts += [f"<p class='warn'>{esc(w)}</p>" for w in warnings]
     parts += [
         "<h2>Estimates</h2>",
         f"<img alt='estimates by estimator' src='data:image/png;base64,{plots['estimates']}'>",

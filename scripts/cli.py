@@ -90,6 +90,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--logs", required=True, type=Path, help="logged feedback (.parquet or .csv)")
     ev.add_argument("--policy", action="append", required=True, help=f"built-in policy ({policies}); repeat for more")
     ev.add_argument("--ground-truth", action="store_true", help="exact values by re-simulation (simulated logs)")
+    ev.add_argument("--episodes", action="store_true", help="also value per customer over the logged days (PDIS, ...)")
     ev.add_argument("--report", required=True, type=Path, help="directory for report.html, report.json, report.md")
     ev.add_argument("--scenario", default="retail", help="scenario of the action catalog if the logs do not say")
     ext = ev.add_argument_group("logs from outside nextbest (see README: 'Your own logs')")
@@ -220,7 +221,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         catalog = ActionCatalog.from_names(logs.action_names)
     policies = [make_policy(name, logs.features, catalog) for name in args.policy]
     report = evaluate(
-        logs, policies, ground_truth=args.ground_truth, interval=args.interval, n_boot=args.n_boot, seed=args.seed
+        logs,
+        policies,
+        ground_truth=args.ground_truth,
+        episodes=args.episodes,
+        interval=args.interval,
+        n_boot=args.n_boot,
+        seed=args.seed,
     )
     write_report(report, args.report)
     for pol in report.policies:

@@ -133,3 +133,14 @@ def test_catalog_mismatch_is_named(tmp_path, logs_path):
     small.to_csv(path, index=False)
     result = _run("evaluate", "--logs", str(path), "--policy", "bau", "--report", str(tmp_path / "out"))
     assert result.returncode == 2 and "does not match" in result.stderr, result.stderr
+
+
+def test_episode_values_in_report(tmp_path, logs_path, model):
+    logs = nextbest.load_logs(logs_path)
+    policy = make_policy("bau-epsilon", model.features, model.catalog)
+    report = evaluate(logs, [policy], ground_truth=True, episodes=True, n_boot=30)
+    write_report(report, tmp_path / "rep")
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())["policies"][0]
+    assert [e["estimator"] for e in data["episode_estimates"]] == ["pdis", "wpdis", "fqe", "dr"]
+    assert data["episode_truth"] > 0
+    assert "value per customer over the logged days" in (tmp_path / "rep" / "report.md").read_text()
