@@ -44,7 +44,7 @@ def test_report_files_and_numbers(tmp_path, logs_path, model):
         mix = pol["action_mix"]
         assert all(sum(shares.values()) == pytest.approx(1.0) for shares in mix.values())
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "## bau — ground truth" in md and "| dr |" in md
+    assert "## bau\n" in md and "value per decision (ground truth" in md and "| dr |" in md
 
 
 def test_same_seed_same_report(tmp_path, logs_path, model):
