@@ -219,6 +219,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         logs = import_logs(args.logs, mapping)
         catalog = ActionCatalog.from_names(logs.action_names)
+    for name in args.policy:
+        if name.endswith(".zip") or Path(name).exists():
+            raise NextbestError(f"{name}: policy artifact files are not readable yet; use a built-in policy name")
     policies = [make_policy(name, logs.features, catalog) for name in args.policy]
     report = evaluate(
         logs,
