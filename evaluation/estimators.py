@@ -241,15 +241,24 @@ def _rngs(seed: int | np.random.SeedSequence) -> tuple[np.random.Generator, np.r
 
 
 def _diagnostics(x: _Inputs, w: np.ndarray) -> Diagnostics:
+    return weight_diagnostics(
+        w,
+        x.diagnostics_base["unsupported_mass"],
+        clipped_share=float((x.weights > w).mean()),
+        far="a few heavily weighted decisions drive the importance-weighted estimates; the policy is far "
+        "from the logger",
+        unit="rows",
+    )
+
+
+def weight_diagnostics(w: np.ndarray, unsupported: float, *, clipped_share: float, far: str, unit: str) -> Diagnostics:
+    """Diagnostics of importance weights ``w`` (one per row or per episode), with plain-words warnings:
+    ``far`` explains a small effective sample size, ``unit`` names what ``w`` is counted over."""
     n = w.size
     ess = float(w.sum() ** 2 / max(np.sum(w**2), 1e-300))
-    unsupported = x.diagnostics_base["unsupported_mass"]
     warnings = []
     if ess < max(ESS_WARN_SHARE * n, 100):
-        warnings.append(
-            f"effective sample size is {ess:,.0f} of {n:,} rows: a few heavily weighted decisions drive "
-            "the importance-weighted estimates; the policy is far from the logger"
-        )
+        warnings.append(f"effective sample size is {ess:,.0f} of {n:,} {unit}: {far}")
     if unsupported > UNSUPPORTED_WARN:
         warnings.append(
             f"{unsupported:.1%} of the policy's choices are actions the logger never takes in that "
@@ -261,7 +270,7 @@ def _diagnostics(x: _Inputs, w: np.ndarray) -> Diagnostics:
         max_weight=float(w.max()),
         mean_weight=float(w.mean()),
         unsupported_mass=unsupported,
-        clipped_share=float((x.weights > w).mean()),
+        clipped_share=clipped_share,
         warnings=tuple(warnings),
     )
 

@@ -25,15 +25,8 @@ from typing import Any
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.evaluation.estimators import (
-    ESS_WARN_SHARE,
-    Diagnostics,
-    Estimate,
-    _rngs,
-    _validate,
-    unsupported_mass,
-)
-from nextbest.evaluation.intervals import MAX_CLUSTERS
+from nextbest.evaluation.estimators import Estimate, _rngs, _validate, unsupported_mass, weight_diagnostics
+from nextbest.evaluation.intervals import Resampler
 from nextbest.evaluation.reward_model import RidgeRewardModel
 from nextbest.logs import LoggedFeedback
 
@@ -166,10 +159,17 @@ def estimate_sequential(
         v_state = np.where(present, v[safe], 0.0)
         contributions["dr"] = ((rho * (traj.rewards - q_logged) + rho_prev * v_state) * discount).sum(axis=1)
 
-    groups = _episode_groups(n_episodes, boot_rng)
-    counts = _boot_counts(groups, n_boot, boot_rng)
+    resampler = Resampler(np.arange(n_episodes), boot_rng, n_boot)
+    groups, counts = resampler.clusters, resampler.counts
     tail = (1 - confidence) / 2
-    diagnostics = _sequential_diagnostics(rho[:, -1], n_episodes, unsupported_mass(data, probs))
+    diagnostics = weight_diagnostics(
+        rho[:, -1],
+        unsupported_mass(data, probs),
+        clipped_share=0.0,
+        far="the policy departs from the logger too often over the horizon for PDIS/WPDIS/DR to be "
+        "reliable; FQE relies on its model",
+        unit="episodes",
+    )
     results = []
     for name in estimators:
         if name == "wpdis":
@@ -198,35 +198,3 @@ def estimate_sequential(
             )
         )
     return results
-
-
-def _episode_groups(n_episodes: int, rng: np.random.Generator) -> np.ndarray:
-    """Episodes are the independent units; beyond ``MAX_CLUSTERS`` they are merged at random."""
-    if n_episodes <= MAX_CLUSTERS:
-        return np.arange(n_episodes)
-    return rng.permutation(n_episodes) % MAX_CLUSTERS
-
-
-def _boot_counts(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    g = int(groups.max()) + 1
-    picks = rng.integers(0, g, size=(n_boot, g)) + (np.arange(n_boot) * g)[:, None]
-    return np.bincount(picks.ravel(), minlength=n_boot * g).reshape(n_boot, g).astype(np.float64)
-
-
-def _sequential_diagnostics(final_rho: np.ndarray, n: int, unsupported: float) -> Diagnostics:
-    ess = float(final_rho.sum() ** 2 / max(np.sum(final_rho**2), 1e-300))
-    warnings = []
-    if ess < max(ESS_WARN_SHARE * n, 100):
-        warnings.append(
-            f"effective sample size of whole-episode ratios is {ess:,.0f} of {n:,} episodes: the policy departs "
-            "from the logger too often over the horizon for PDIS/WPDIS/DR to be reliable; FQE relies on its model"
-        )
-    return Diagnostics(
-        ess=ess,
-        ess_share=ess / n,
-        max_weight=float(final_rho.max()),
-        mean_weight=float(final_rho.mean()),
-        unsupported_mass=unsupported,
-        clipped_share=0.0,
-        warnings=tuple(warnings),
-    )
