@@ -119,6 +119,8 @@ def estimate_sequential(
         raise ValueError(f"unknown sequential estimator {unknown[0]!r} (known: {', '.join(SEQUENTIAL_ESTIMATORS)})")
     if not 0 < gamma <= 1:
         raise ValueError(f"gamma must be in (0, 1], got {gamma}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     probs = _validate(data, action_probs)
     model = reward_model or RidgeRewardModel()
     _, boot_rng = _rngs(seed)
