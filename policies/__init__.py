@@ -1,1 +1,8 @@
-"""The policy artifact and the numpy-only live-send runtime; see the open issues."""
+"""The policy artifact and the numpy-only runtime used during live sends.
+
+Importing this package never imports torch, stable-baselines3, simpy or matplotlib.
+"""
+
+from nextbest.policies.artifact import FORMAT_VERSION, ArtifactError, LoadedPolicy, load, save_policy
+
+__all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPolicy", "load", "save_policy"]

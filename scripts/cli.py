@@ -88,7 +88,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="estimate candidate policies' value from logged data; write a report")
     ev.add_argument("--logs", required=True, type=Path, help="logged feedback (.parquet or .csv)")
-    ev.add_argument("--policy", action="append", required=True, help=f"built-in policy ({policies}); repeat for more")
+    ev.add_argument(
+        "--policy", action="append", required=True, help=f"policy file (.zip) or built-in ({policies}); repeatable"
+    )
     ev.add_argument("--ground-truth", action="store_true", help="exact values by re-simulation (simulated logs)")
     ev.add_argument("--episodes", action="store_true", help="also value per customer over the logged days (PDIS, ...)")
     ev.add_argument("--report", required=True, type=Path, help="directory for report.html, report.json, report.md")
@@ -197,7 +199,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nextbest.evaluation.report import evaluate, write_report
     from nextbest.logs import load_logs
-    from nextbest.simulator import make_policy
 
     if not args.report.parent.is_dir():
         raise NextbestError(f"{args.report}: parent directory {str(args.report.parent)!r} does not exist")
@@ -219,10 +220,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         logs = import_logs(args.logs, mapping)
         catalog = ActionCatalog.from_names(logs.action_names)
-    for name in args.policy:
-        if name.endswith(".zip") or Path(name).exists():
-            raise NextbestError(f"{name}: policy artifact files are not readable yet; use a built-in policy name")
-    policies = [make_policy(name, logs.features, catalog) for name in args.policy]
+    policies = [_policy(name, logs.features, catalog) for name in args.policy]
     report = evaluate(
         logs,
         policies,
@@ -241,6 +239,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"  warning: {warning}")
     print(f"report: {args.report / 'report.html'}")
     return 0
+
+
+def _policy(name: str, features: Any, catalog: Any) -> Any:
+    """A built-in policy by name, or a policy artifact file (checked against the logs' catalog)."""
+    from nextbest.simulator import make_policy
+
+    if not (name.endswith(".zip") or Path(name).is_file()):
+        return make_policy(name, features, catalog)
+    from nextbest.policies import load
+
+    artifact = load(name)
+    if artifact.actions != tuple(catalog.names):
+        raise NextbestError(
+            f"{name}: the policy's actions ({len(artifact.actions)}) do not match the logs' action catalog "
+            f"({catalog.n_actions})"
+        )
+    return artifact.reading(features)
 
 
 def _mapping(args: argparse.Namespace) -> Any:

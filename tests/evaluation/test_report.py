@@ -144,3 +144,54 @@ def test_episode_values_in_report(tmp_path, logs_path, model):
     assert [e["estimator"] for e in data["episode_estimates"]] == ["pdis", "wpdis", "fqe", "dr"]
     assert data["episode_truth"] > 0
     assert "value per customer over the logged days" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_evaluate_a_policy_artifact(tmp_path, logs_path, model, capsys):
+    from nextbest.policies import save_policy
+
+    rng = np.random.default_rng(1)
+    features = ["recency_days", "frequency", "days_since_email", "sends_7d"]
+    artifact = save_policy(
+        tmp_path / "linear.zip",
+        kind="linear",
+        name="candidate",
+        features=features,
+        actions=model.catalog.names,
+        arrays={"coef": rng.normal(size=(4, 16)), "intercept": rng.normal(size=16)},
+        feature_mean=[100, 2, 5, 1],
+        feature_scale=[100, 2, 5, 1],
+        temperature=1.0,
+        epsilon=0.05,
+    )
+    out = tmp_path / "rep"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--logs",
+                str(logs_path),
+                "--policy",
+                str(artifact),
+                "--ground-truth",
+                "--report",
+                str(out),
+                "--n-boot",
+                "30",
+            ]
+        )
+        == 0
+    )
+    assert "candidate: DR" in capsys.readouterr().out
+    data = json.loads((out / "report.json").read_text())
+    assert data["policies"][0]["policy"] == "candidate" and data["policies"][0]["truth"] is not None
+
+    wrong = save_policy(
+        tmp_path / "wrong.zip",
+        kind="linear",
+        name="w",
+        features=features,
+        actions=["a", "b"],
+        arrays={"coef": np.zeros((4, 2)), "intercept": np.zeros(2)},
+    )
+    assert main(["evaluate", "--logs", str(logs_path), "--policy", str(wrong), "--report", str(tmp_path / "r2")]) == 2
+    assert "do not match the logs' action catalog" in capsys.readouterr().err
