@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from nextbest.actions import NO_EMAIL, ActionCatalog, observation_features
+from nextbest.decision import Decision
 from nextbest.errors import DataError, NextbestError, ScenarioError
 from nextbest.policy import Policy
 from nextbest.scenario import Scenario
@@ -35,6 +36,7 @@ __all__ = [
     "NO_EMAIL",
     "ActionCatalog",
     "DataError",
+    "Decision",
     "LoggedFeedback",
     "NextbestError",
     "Policy",

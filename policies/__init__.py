@@ -4,5 +4,6 @@ Importing this package never imports torch, stable-baselines3, simpy or matplotl
 """
 
 from nextbest.policies.artifact import FORMAT_VERSION, ArtifactError, LoadedPolicy, load, save_policy
+from nextbest.policies.runtime import Runtime
 
-__all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPolicy", "load", "save_policy"]
+__all__ = ["FORMAT_VERSION", "ArtifactError", "LoadedPolicy", "Runtime", "load", "save_policy"]

@@ -108,6 +108,14 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n-boot", type=_at_least(2), default=200, help="bootstrap resamples")
     ev.add_argument("--seed", type=_seed, default=0)
 
+    dec = sub.add_parser("decide", help="decide tonight's send list with a policy artifact")
+    dec.add_argument("--policy", required=True, type=Path, help="policy artifact (.zip)")
+    dec.add_argument("--customers", required=True, type=Path, help="send list (.csv or .parquet), one row per customer")
+    dec.add_argument("--campaign", required=True, help="campaign id (with the customer id, it seeds exploration)")
+    dec.add_argument("--out", required=True, type=_out_path, help="decisions (.csv or .parquet)")
+    dec.add_argument("--id-col", default="customer_id", help="customer id column of the send list")
+    dec.add_argument("--no-progress", action="store_true")
+
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
     bench.add_argument("suite", choices=["sim", "ope"])
     bench.add_argument("--seeds", type=_positive, default=None, help="ope: seeds of the accuracy study (default 50)")
@@ -282,6 +290,36 @@ def _mapping(args: argparse.Namespace) -> Any:
     return LogMapping(**flags)
 
 
+def _cmd_decide(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from nextbest.logs import read_table, save_table
+    from nextbest.policies import Runtime, load
+
+    runtime = Runtime(load(args.policy))
+    send_list, _ = read_table(args.customers)
+    if send_list.empty:
+        raise NextbestError(f"{args.customers}: no customers")
+    if args.id_col in send_list.columns and send_list[args.id_col].duplicated().any():  # across chunks too
+        row = int(send_list[args.id_col].duplicated().to_numpy().nonzero()[0][0])
+        raise NextbestError(f"{args.customers}: column {args.id_col!r}, row {row}: duplicate customer id")
+    chunk = 200_000
+    parts = []
+    show = not args.no_progress and sys.stderr.isatty() and len(send_list) > chunk
+    for start in tqdm(range(0, len(send_list), chunk), desc="deciding", unit="chunk", disable=not show):
+        part = send_list.iloc[start : start + chunk]
+        try:
+            parts.append(runtime.decide_batch(part, args.campaign, id_column=args.id_col, row_offset=start))
+        except NextbestError as exc:
+            raise NextbestError(f"{args.customers}: {exc}") from None
+    decisions = pd.concat(parts, ignore_index=True)
+    save_table(decisions, args.out)
+    emails = int((decisions["action"] != 0).sum())
+    print(f"{len(decisions):,} decisions ({emails:,} emails) for campaign {args.campaign!r} written to {args.out}")
+    return 0
+
+
 def _model_from(config: dict[str, Any]) -> Any:
     from nextbest.scenario import Scenario
     from nextbest.simulator import CustomerModel
@@ -304,7 +342,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"demo": _cmd_demo, "simulate": _cmd_simulate, "evaluate": _cmd_evaluate, "bench": _cmd_bench}
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "simulate": _cmd_simulate,
+    "evaluate": _cmd_evaluate,
+    "decide": _cmd_decide,
+    "bench": _cmd_bench,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,213 @@
+"""The live-send runtime: one decision per customer from a loaded policy artifact, with guardrails and
+replayable exploration.
+
+A decision's randomness is a deterministic function of (customer id, campaign id, the policy's salt):
+``u = splitmix64(key(customer) XOR key(campaign, salt)) / 2^64`` picks the action by inverse CDF of the
+policy's probabilities, so the same customer in the same campaign always gets the same action, and the
+logged propensity is exactly the probability the runtime used. splitmix64 is written out here (a few
+integer operations) because it has to give bit-identical results in the vectorized batch path (numpy
+uint64) and the single-decision path (Python ints); no library offers both.
+
+Guardrails (from the artifact's manifest, with defaults): no email without consent or after an
+unsubscribe; no email when the customer already had ``frequency_cap_per_week`` sends in the last 7 days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nextbest.actions import NO_EMAIL
+from nextbest.decision import Decision
+from nextbest.errors import NextbestError
+from nextbest.policies.artifact import LoadedPolicy
+
+__all__ = ["Runtime"]
+
+_M64 = (1 << 64) - 1
+DEFAULT_GUARDRAILS = {"consent_feature": "consent", "recent_sends_feature": "sends_7d", "frequency_cap_per_week": 3}
+
+
+def _mix_scalar(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _mix_array(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _text_key(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _normal_id(customer_id: Any) -> Any:
+    """An integral float id (pandas rows upcast ints in mixed-type frames) back to int."""
+    if isinstance(customer_id, (float, np.floating)) and float(customer_id).is_integer():
+        return int(customer_id)
+    return customer_id
+
+
+def _customer_key(customer_id: Any) -> int:
+    if isinstance(customer_id, (int, np.integer)) and not isinstance(customer_id, bool):
+        return int(customer_id) & _M64
+    return _text_key(str(customer_id))
+
+
+def _customer_keys(ids: pd.Series) -> np.ndarray:
+    if pd.api.types.is_integer_dtype(ids):
+        return ids.to_numpy().astype(np.int64).view(np.uint64)
+    return np.fromiter((_text_key(str(i)) for i in ids), dtype=np.uint64, count=len(ids))
+
+
+class Runtime:
+    """Decisions from a verified policy artifact.
+
+    Args:
+        policy: a :class:`~nextbest.policies.LoadedPolicy`.
+        salt: mixed into every decision's randomness (default: the policy's name and version), so two
+            policies do not explore in lockstep.
+
+    Example:
+        >>> from nextbest.policies import load
+        >>> from nextbest.policies.runtime import Runtime
+        >>> rt = Runtime(load("policy.zip"))  # doctest: +SKIP
+        >>> rt.decide({"customer_id": 17, "recency_days": 40, ...}, campaign_id="2026-12-07")  # doctest: +SKIP
+    """
+
+    def __init__(self, policy: LoadedPolicy, salt: str | None = None) -> None:
+        self.policy = policy
+        self.salt = salt if salt is not None else f"{policy.name}:{policy.manifest.get('version', '')}"
+        rails = {**DEFAULT_GUARDRAILS, **policy.manifest.get("guardrails", {})}
+        self.consent_feature = rails["consent_feature"]
+        self.recent_sends_feature = rails["recent_sends_feature"]
+        self.cap = int(rails["frequency_cap_per_week"])
+        self.version = str(policy.manifest.get("version", ""))
+        self.actions = policy.actions
+
+    def _campaign_key(self, campaign_id: str) -> int:
+        return _text_key(f"{self.salt}|{campaign_id}")
+
+    # ------------------------------------------------------------------------------- guardrails
+    def _reasons(self, consent: np.ndarray, unsubscribed: np.ndarray, recent: np.ndarray) -> np.ndarray:
+        reason = np.full(consent.shape, None, dtype=object)
+        reason[recent >= self.cap] = "frequency_cap"
+        reason[unsubscribed > 0] = "unsubscribed"
+        reason[consent <= 0] = "no_consent"
+        return reason
+
+    def _mask(self, reason: np.ndarray) -> np.ndarray:
+        mask = np.ones((reason.size, len(self.actions)), dtype=bool)
+        mask[:, 1:] = (reason == None)[:, None]  # noqa: E711 (elementwise on an object array)
+        return mask
+
+    # -------------------------------------------------------------------------------- decisions
+    def decide_batch(
+        self, customers: pd.DataFrame, campaign_id: str, id_column: str = "customer_id", *, row_offset: int = 0
+    ) -> pd.DataFrame:
+        """One decision per row of ``customers`` (the policy's features, ``consent``, ``sends_7d``, optionally
+        ``unsubscribed``). Returns ``customer_id, campaign_id, action, action_name, offer, slot, propensity,
+        guardrail, policy, policy_version``.
+
+        Raises:
+            NextbestError: a column is missing, a value is not a finite number, or an id repeats; the
+                message names the column and the row (0-based, plus ``row_offset`` when deciding a long
+                list in chunks).
+        """
+        needed = [id_column, *self.policy.features, self.consent_feature, self.recent_sends_feature]
+        missing = [c for c in dict.fromkeys(needed) if c not in customers.columns]
+        if missing:
+            raise NextbestError(f"customer records lack column {missing[0]!r}")
+        ids = customers[id_column]
+        dup = ids.duplicated().to_numpy()
+        if dup.any():
+            row = int(np.flatnonzero(dup)[0]) + row_offset
+            raise NextbestError(f"column {id_column!r}, row {row}: duplicate customer id")
+        x = self._numbers(customers, list(self.policy.features), row_offset)
+        consent = self._numbers(customers, [self.consent_feature], row_offset)[:, 0]
+        recent = self._numbers(customers, [self.recent_sends_feature], row_offset)[:, 0]
+        unsub = (
+            self._numbers(customers, ["unsubscribed"], row_offset)[:, 0]
+            if "unsubscribed" in customers.columns
+            else np.zeros(len(customers))
+        )
+        reason = self._reasons(consent, unsub, recent)
+        probs = self.policy.action_probs(x, self._mask(reason))
+        keys = _customer_keys(ids) ^ np.uint64(self._campaign_key(campaign_id))
+        u = (_mix_array(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+        action = np.minimum((np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1), len(self.actions) - 1)
+        names = np.asarray(self.actions, dtype=object)
+        reason = np.where(action == NO_EMAIL, reason, None)
+        return pd.DataFrame(
+            {
+                "customer_id": ids.to_numpy(),
+                "campaign_id": campaign_id,
+                "action": action,
+                "action_name": names[action],
+                "offer": [n.split("@")[0] for n in names[action]],
+                "slot": [n.split("@")[1] if "@" in n else "" for n in names[action]],
+                "propensity": probs[np.arange(len(action)), action],
+                "guardrail": reason,
+                "policy": self.policy.name,
+                "policy_version": self.version,
+            }
+        )
+
+    def decide(
+        self, customer: Mapping[str, Any] | pd.Series, campaign_id: str, id_field: str = "customer_id"
+    ) -> Decision:
+        """The decision for one customer record (a dict or a pandas row); same result as in a batch."""
+        record = dict(customer)
+        for field in (id_field, *self.policy.features, self.consent_feature, self.recent_sends_feature):
+            if field not in record:
+                raise NextbestError(f"customer record lacks field {field!r}")
+        try:
+            x = np.array([[float(record[f]) for f in self.policy.features]])
+            consent = float(record[self.consent_feature])
+            recent = float(record[self.recent_sends_feature])
+            unsub = float(record.get("unsubscribed", 0))
+        except (TypeError, ValueError) as exc:
+            raise NextbestError(f"customer record: a feature is not a number ({exc})") from None
+        if not np.isfinite(x).all():
+            bad = self.policy.features[int(np.flatnonzero(~np.isfinite(x[0]))[0])]
+            raise NextbestError(f"customer record: field {bad!r} must be a finite number")
+        reason = self._reasons(np.array([consent]), np.array([unsub]), np.array([recent]))
+        scores = self.policy.scores(x)[0]
+        probs = self.policy.action_probs(x, self._mask(reason))[0]
+        customer_id = _normal_id(record[id_field])
+        key = _customer_key(customer_id) ^ self._campaign_key(campaign_id)
+        u = (_mix_scalar(key) >> 11) * 2.0**-53
+        action = min(int((np.cumsum(probs) <= u).sum()), len(self.actions) - 1)
+        name = self.actions[action]
+        return Decision(
+            customer_id=customer_id,
+            campaign_id=campaign_id,
+            action=action,
+            action_name=name,
+            offer=name.split("@")[0],
+            slot=name.split("@")[1] if "@" in name else "",
+            propensity=float(probs[action]),
+            scores=tuple(float(s) for s in scores),
+            policy=self.policy.name,
+            policy_version=self.version,
+            guardrail=reason[0] if action == NO_EMAIL else None,
+        )
+
+    @staticmethod
+    def _numbers(frame: pd.DataFrame, columns: list[str], row_offset: int) -> np.ndarray:
+        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise NextbestError(f"column {columns[col]!r}, row {int(row) + row_offset}: must be a finite number")
+        return values
