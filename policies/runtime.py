@@ -29,6 +29,8 @@ from nextbest.policies.artifact import LoadedPolicy
 __all__ = ["Runtime"]
 
 _M64 = (1 << 64) - 1
+#: Guardrail reasons by code (code 0: no guardrail fired).
+GUARDRAILS = (None, "no_consent", "unsubscribed", "frequency_cap")
 DEFAULT_GUARDRAILS = {"consent_feature": "consent", "recent_sends_feature": "sends_7d", "frequency_cap_per_week": 3}
 
 
@@ -94,21 +96,24 @@ class Runtime:
         self.cap = int(rails["frequency_cap_per_week"])
         self.version = str(policy.manifest.get("version", ""))
         self.actions = policy.actions
+        self._offers = [n.split("@")[0] for n in self.actions]
+        self._slots = [n.split("@")[1] if "@" in n else "" for n in self.actions]
 
     def _campaign_key(self, campaign_id: str) -> int:
         return _text_key(f"{self.salt}|{campaign_id}")
 
     # ------------------------------------------------------------------------------- guardrails
     def _reasons(self, consent: np.ndarray, unsubscribed: np.ndarray, recent: np.ndarray) -> np.ndarray:
-        reason = np.full(consent.shape, None, dtype=object)
-        reason[recent >= self.cap] = "frequency_cap"
-        reason[unsubscribed > 0] = "unsubscribed"
-        reason[consent <= 0] = "no_consent"
+        """Guardrail code per customer: index into :data:`GUARDRAILS` (0 = none)."""
+        reason = np.zeros(consent.shape, dtype=np.int8)
+        reason[recent >= self.cap] = 3
+        reason[unsubscribed > 0] = 2
+        reason[consent <= 0] = 1
         return reason
 
     def _mask(self, reason: np.ndarray) -> np.ndarray:
         mask = np.ones((reason.size, len(self.actions)), dtype=bool)
-        mask[:, 1:] = (reason == None)[:, None]  # noqa: E711 (elementwise on an object array)
+        mask[:, 1:] = (reason == 0)[:, None]
         return mask
 
     # -------------------------------------------------------------------------------- decisions
@@ -146,18 +151,17 @@ class Runtime:
         keys = _customer_keys(ids) ^ np.uint64(self._campaign_key(campaign_id))
         u = (_mix_array(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
         action = np.minimum((np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1), len(self.actions) - 1)
-        names = np.asarray(self.actions, dtype=object)
-        reason = np.where(action == NO_EMAIL, reason, None)
+        reason = np.where(action == NO_EMAIL, reason, 0)
         return pd.DataFrame(
             {
                 "customer_id": ids.to_numpy(),
                 "campaign_id": campaign_id,
                 "action": action,
-                "action_name": names[action],
-                "offer": [n.split("@")[0] for n in names[action]],
-                "slot": [n.split("@")[1] if "@" in n else "" for n in names[action]],
+                "action_name": pd.Categorical.from_codes(action, self.actions),
+                "offer": np.asarray(self._offers, dtype=object)[action],
+                "slot": np.asarray(self._slots, dtype=object)[action],
                 "propensity": probs[np.arange(len(action)), action],
-                "guardrail": reason,
+                "guardrail": pd.Categorical.from_codes(reason - 1, list(GUARDRAILS[1:])),
                 "policy": self.policy.name,
                 "policy_version": self.version,
             }
@@ -200,12 +204,16 @@ class Runtime:
             scores=tuple(float(s) for s in scores),
             policy=self.policy.name,
             policy_version=self.version,
-            guardrail=reason[0] if action == NO_EMAIL else None,
+            guardrail=GUARDRAILS[int(reason[0])] if action == NO_EMAIL else None,
         )
 
     @staticmethod
     def _numbers(frame: pd.DataFrame, columns: list[str], row_offset: int) -> np.ndarray:
-        values = frame[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        part = frame[columns]
+        if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in part.dtypes):
+            values = part.to_numpy(dtype=np.float64)
+        else:
+            values = part.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
             row, col = np.argwhere(bad)[0]
