@@ -118,11 +118,18 @@ class Runtime:
 
     # -------------------------------------------------------------------------------- decisions
     def decide_batch(
-        self, customers: pd.DataFrame, campaign_id: str, id_column: str = "customer_id", *, row_offset: int = 0
+        self,
+        customers: pd.DataFrame,
+        campaign_id: str,
+        id_column: str = "customer_id",
+        *,
+        row_offset: int = 0,
+        with_context: bool = False,
     ) -> pd.DataFrame:
         """One decision per row of ``customers`` (the policy's features, ``consent``, ``sends_7d``, optionally
         ``unsubscribed``). Returns ``customer_id, campaign_id, action, action_name, offer, slot, propensity,
-        guardrail, policy, policy_version``.
+        guardrail, policy, policy_version``; with ``with_context`` also the features, ``may_email`` and the
+        full probability vector ``prob_<action>`` (what a decision log needs for later evaluation).
 
         Raises:
             NextbestError: a column is missing, a value is not a finite number, or an id repeats; the
@@ -151,8 +158,9 @@ class Runtime:
         keys = _customer_keys(ids) ^ np.uint64(self._campaign_key(campaign_id))
         u = (_mix_array(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
         action = np.minimum((np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1), len(self.actions) - 1)
+        may_email = reason == 0
         reason = np.where(action == NO_EMAIL, reason, 0)
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "customer_id": ids.to_numpy(),
                 "campaign_id": campaign_id,
@@ -166,6 +174,12 @@ class Runtime:
                 "policy_version": self.version,
             }
         )
+        if with_context:
+            context = pd.DataFrame(x, columns=list(self.policy.features))
+            context["may_email"] = may_email
+            probs_frame = pd.DataFrame(probs, columns=[f"prob_{a}" for a in self.actions])
+            out = pd.concat([out, context, probs_frame], axis=1)
+        return out
 
     def decide(
         self, customer: Mapping[str, Any] | pd.Series, campaign_id: str, id_field: str = "customer_id"

@@ -114,7 +114,16 @@ def _build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--campaign", required=True, help="campaign id (with the customer id, it seeds exploration)")
     dec.add_argument("--out", required=True, type=_out_path, help="decisions (.csv or .parquet)")
     dec.add_argument("--id-col", default="customer_id", help="customer id column of the send list")
+    dec.add_argument("--log", type=Path, default=None, help="also append to this decision log (.jsonl or a directory)")
     dec.add_argument("--no-progress", action="store_true")
+
+    join = sub.add_parser("join-outcomes", help="decision log + ESP events -> logged feedback for train/evaluate")
+    join.add_argument("--decisions", required=True, type=Path, help="decision log (.jsonl or Parquet directory)")
+    join.add_argument("--events", required=True, type=Path, help="ESP events (.csv or .parquet)")
+    join.add_argument("--window", default="7d", help="attribution window after each decision, e.g. 7d, 36h")
+    join.add_argument("--margin-rate", type=float, default=1.0, help="reward = margin-rate x revenue - send cost")
+    join.add_argument("--send-cost", type=float, default=0.0)
+    join.add_argument("--out", required=True, type=_out_path, help="logged feedback (.parquet or .csv)")
 
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
     bench.add_argument("suite", choices=["sim", "ope"])
@@ -310,14 +319,72 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     for start in tqdm(range(0, len(send_list), chunk), desc="deciding", unit="chunk", disable=not show):
         part = send_list.iloc[start : start + chunk]
         try:
-            parts.append(runtime.decide_batch(part, args.campaign, id_column=args.id_col, row_offset=start))
+            parts.append(
+                runtime.decide_batch(
+                    part, args.campaign, id_column=args.id_col, row_offset=start, with_context=args.log is not None
+                )
+            )
         except NextbestError as exc:
             raise NextbestError(f"{args.customers}: {exc}") from None
     decisions = pd.concat(parts, ignore_index=True)
-    save_table(decisions, args.out)
+    if args.log is not None:
+        from nextbest.policies.decision_log import DecisionLog
+
+        logged = decisions.assign(decision_time=pd.Timestamp.now(tz="UTC").tz_localize(None))
+        DecisionLog(args.log).append(logged)
+    save_table(decisions[[c for c in decisions.columns if not c.startswith("prob_")]], args.out)
     emails = int((decisions["action"] != 0).sum())
     print(f"{len(decisions):,} decisions ({emails:,} emails) for campaign {args.campaign!r} written to {args.out}")
     return 0
+
+
+def _cmd_join(args: argparse.Namespace) -> int:
+
+    from nextbest.logs import read_table, save_table, validate_logs
+    from nextbest.policies.decision_log import join_outcomes, read_decisions
+
+    window = _duration(args.window)
+    decisions = read_decisions(args.decisions)
+    events, _ = read_table(args.events)
+    logs = join_outcomes(decisions, events, window, margin_rate=args.margin_rate, send_cost=args.send_cost)
+    features = [c for c in decisions.columns if c not in _DECISION_COLUMNS and not c.startswith("prob_")]
+    action_names = [c[len("prob_") :] for c in decisions.columns if c.startswith("prob_")]
+    metadata = {"features": features, "action_names": action_names, "policy": str(logs["policy_id"].iloc[0])}
+    validate_logs(logs, str(args.out), metadata)
+    save_table(logs, args.out, metadata)
+    print(f"wrote {len(logs):,} decisions with outcomes ({int(logs['purchased'].sum()):,} purchases) to {args.out}")
+    return 0
+
+
+def _duration(text: str) -> Any:
+    """'7d', '36h', '90min' -> a positive pandas Timedelta."""
+    import re
+
+    import pandas as pd
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(d|h|min|s)\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise NextbestError(f"--window: not a positive duration: {text!r} (e.g. 7d, 36h, 90min)")
+    unit = {"d": "D", "h": "h", "min": "min", "s": "s"}[match.group(2)]
+    return pd.Timedelta(float(match.group(1)), unit=unit)
+
+
+_DECISION_COLUMNS = frozenset(
+    {
+        "customer_id",
+        "campaign_id",
+        "decision_time",
+        "action",
+        "action_name",
+        "offer",
+        "slot",
+        "propensity",
+        "guardrail",
+        "policy",
+        "policy_version",
+        "may_email",
+    }
+)
 
 
 def _model_from(config: dict[str, Any]) -> Any:
@@ -347,6 +414,7 @@ _COMMANDS = {
     "simulate": _cmd_simulate,
     "evaluate": _cmd_evaluate,
     "decide": _cmd_decide,
+    "join-outcomes": _cmd_join,
     "bench": _cmd_bench,
 }
 
