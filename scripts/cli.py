@@ -117,6 +117,15 @@ def _build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--log", type=Path, default=None, help="also append to this decision log (.jsonl or a directory)")
     dec.add_argument("--no-progress", action="store_true")
 
+    srv = sub.add_parser("serve", help="HTTP decision service for a policy artifact")
+    srv.add_argument(
+        "--policy", required=True, type=Path, help="policy artifact (.zip); reloaded on /v1/reload or SIGHUP"
+    )
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=_at_least(1), default=8000)
+    srv.add_argument("--no-auth", action="store_true", help="no bearer token (loopback hosts only)")
+    srv.add_argument("--log", type=Path, default=None, help="append accepted decisions to this decision log")
+
     join = sub.add_parser("join-outcomes", help="decision log + ESP events -> logged feedback for train/evaluate")
     join.add_argument("--decisions", required=True, type=Path, help="decision log (.jsonl or Parquet directory)")
     join.add_argument("--events", required=True, type=Path, help="ESP events (.csv or .parquet)")
@@ -338,6 +347,19 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from nextbest.policies.service import create_app
+
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if args.no_auth and not loopback:
+        raise NextbestError(f"--no-auth is only allowed on a loopback host, not {args.host!r}")
+    app = create_app(args.policy, require_auth=not args.no_auth, log_path=args.log)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _cmd_join(args: argparse.Namespace) -> int:
 
     from nextbest.logs import read_table, save_table, validate_logs
@@ -414,6 +436,7 @@ _COMMANDS = {
     "simulate": _cmd_simulate,
     "evaluate": _cmd_evaluate,
     "decide": _cmd_decide,
+    "serve": _cmd_serve,
     "join-outcomes": _cmd_join,
     "bench": _cmd_bench,
 }

@@ -1,0 +1,156 @@
+"""The HTTP decision service (FastAPI): ``nextbest serve``.
+
+* ``POST /v1/decide``: ``{"campaign_id": "...", "customer": {...}}`` or ``{"campaign_id": "...",
+  "customers": [{...}, ...]}`` -> decisions with the propensity to log.
+* ``GET /v1/policy``: the artifact's manifest. ``GET /healthz``: liveness and the policy in use.
+* ``POST /v1/reload`` (or SIGHUP): read the policy file again, verify it, and swap it in; requests in
+  flight finish with the policy they started with; a bad file leaves the old policy serving.
+
+A bearer token (``NEXTBEST_API_TOKEN``) is required unless auth is switched off, which is only allowed on
+a loopback host. Bodies are validated (422 naming the field) and size-limited (413). Rejected requests
+write nothing to the decision log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, model_validator
+
+from nextbest.errors import NextbestError
+from nextbest.policies.artifact import ArtifactError, load
+from nextbest.policies.decision_log import DecisionLog
+from nextbest.policies.runtime import Runtime
+
+__all__ = ["TOKEN_ENV", "create_app"]
+
+TOKEN_ENV = "NEXTBEST_API_TOKEN"
+MAX_BODY_BYTES = 1_000_000
+MAX_CUSTOMERS = 10_000
+
+Value = StrictInt | StrictFloat | StrictStr | bool | None
+
+
+class DecideRequest(BaseModel):
+    """One customer or a batch, for one campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+    campaign_id: StrictStr = Field(min_length=1, max_length=200)
+    customer: dict[str, Value] | None = None
+    customers: list[dict[str, Value]] | None = Field(default=None, min_length=1, max_length=MAX_CUSTOMERS)
+
+    @model_validator(mode="after")
+    def one_of(self) -> DecideRequest:
+        if (self.customer is None) == (self.customers is None):
+            raise ValueError("give exactly one of 'customer' or 'customers'")
+        return self
+
+
+class _State:
+    """The runtime in use; replaced whole on reload, so a request keeps the one it started with."""
+
+    def __init__(self, policy_path: Path) -> None:
+        self.policy_path = policy_path
+        self.runtime = Runtime(load(policy_path))
+        self.lock = threading.Lock()
+
+    def reload(self) -> Runtime:
+        with self.lock:
+            runtime = Runtime(load(self.policy_path))  # verify fully before swapping
+            self.runtime = runtime
+            return runtime
+
+
+def create_app(
+    policy_path: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    require_auth: bool = True,
+    log_path: str | os.PathLike[str] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The service for one policy file.
+
+    Args:
+        policy_path: the artifact; reloaded from the same path on ``/v1/reload`` or SIGHUP.
+        token: bearer token (default: ``NEXTBEST_API_TOKEN``); required when ``require_auth``.
+        require_auth: False only for loopback development (the CLI enforces that).
+        log_path: append every accepted decision to this decision log (needs ``NEXTBEST_ID_KEY``).
+        max_body_bytes: larger request bodies get 413.
+    """
+    state = _State(Path(policy_path))
+    token = token if token is not None else os.environ.get(TOKEN_ENV)
+    if require_auth and not token:
+        raise NextbestError(f"set {TOKEN_ENV} (or use --no-auth on a loopback host)")
+    log = DecisionLog(log_path) if log_path is not None else None
+    app = FastAPI(title="nextbest decision service", version="1")
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Any) -> Any:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
+        body = await request.body()
+        if len(body) > max_body_bytes:
+            return JSONResponse({"detail": f"request body over {max_body_bytes} bytes"}, status_code=413)
+        return await call_next(request)
+
+    def authorised(request: Request) -> None:
+        if not require_auth:
+            return
+        header = request.headers.get("authorization", "")
+        given = header[len("Bearer ") :] if header.startswith("Bearer ") else ""
+        if not hmac.compare_digest(given.encode(), str(token).encode()):
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        runtime = state.runtime
+        return {"status": "ok", "policy": runtime.policy.name, "version": runtime.version}
+
+    @app.get("/v1/policy", dependencies=[Depends(authorised)])
+    def policy() -> dict[str, Any]:
+        return state.runtime.policy.manifest
+
+    @app.post("/v1/decide", dependencies=[Depends(authorised)])
+    def decide(body: DecideRequest) -> dict[str, Any]:
+        import pandas as pd
+
+        runtime = state.runtime
+        records = [body.customer] if body.customer is not None else body.customers
+        assert records is not None
+        frame = pd.DataFrame.from_records(records)
+        try:
+            decided = runtime.decide_batch(frame, body.campaign_id, with_context=log is not None)
+        except NextbestError as exc:
+            raise HTTPException(status_code=422, detail=[{"loc": ["body", "customers"], "msg": str(exc)}]) from None
+        if log is not None:
+            log.append(decided.assign(decision_time=pd.Timestamp.now(tz="UTC").tz_localize(None)))
+        columns = ["customer_id", "action", "action_name", "offer", "slot", "propensity", "guardrail"]
+        rows = decided[columns].astype(object).where(decided[columns].notna(), None).to_dict(orient="records")
+        return {"policy": runtime.policy.name, "version": runtime.version, "decisions": rows}
+
+    @app.post("/v1/reload", dependencies=[Depends(authorised)])
+    def reload() -> dict[str, Any]:
+        try:
+            runtime = state.reload()
+        except ArtifactError as exc:
+            raise HTTPException(status_code=409, detail=f"kept the current policy: {exc}") from None
+        return {"policy": runtime.policy.name, "version": runtime.version}
+
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+
+        def on_hup(signum: int, frame: Any) -> None:
+            with contextlib.suppress(ArtifactError):  # the old policy keeps serving; /v1/reload says why
+                state.reload()
+
+        signal.signal(signal.SIGHUP, on_hup)
+    return app
