@@ -279,6 +279,35 @@ class LoadedPolicy(BasePolicy):
                 h = self._activation(h)
         return h
 
+    def decide_one(self, x: np.ndarray, may_email: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, probabilities)`` for one customer's raw features ``(d,)``: the same numbers as
+        :meth:`action_probs` on one row whose mask allows everything or only "no email", written for a
+        single row because the generic masked path costs ~10x more numpy calls on the live-send path."""
+        if self.kind == "table":
+            scores = self._scores[int(np.searchsorted(self._edges, x[self._table_column], side="right"))]
+        else:
+            h = (x - self._mean) / self._scale
+            last = len(self._layers) - 1
+            for i, (w, b) in enumerate(self._layers):
+                h = h @ w + b
+                if i < last:
+                    h = self._activation(h)
+            scores = h
+        k = self.n_actions
+        probs = np.zeros(k)
+        if not may_email:
+            probs[0] = 1.0
+            return scores, probs
+        if self.temperature is None:
+            probs[int(np.argmax(scores))] = 1.0
+        else:
+            z = scores / float(self.temperature)
+            z = np.exp(z - z.max())
+            probs = z / z.sum()
+        if self.epsilon > 0:
+            probs = (1 - self.epsilon) * probs + self.epsilon / k
+        return scores, probs
+
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Greedy (or softmax at ``temperature``) over the allowed actions, mixed with uniform by epsilon."""
         scores = np.where(mask, self.scores(obs), -np.inf)

@@ -96,11 +96,18 @@ class Runtime:
         self.cap = int(rails["frequency_cap_per_week"])
         self.version = str(policy.manifest.get("version", ""))
         self.actions = policy.actions
+        self._features = list(policy.features)
+        self._campaign_keys: dict[str, int] = {}
         self._offers = [n.split("@")[0] for n in self.actions]
         self._slots = [n.split("@")[1] if "@" in n else "" for n in self.actions]
 
     def _campaign_key(self, campaign_id: str) -> int:
-        return _text_key(f"{self.salt}|{campaign_id}")
+        key = self._campaign_keys.get(campaign_id)
+        if key is None:
+            if len(self._campaign_keys) > 10_000:
+                self._campaign_keys.clear()
+            key = self._campaign_keys[campaign_id] = _text_key(f"{self.salt}|{campaign_id}")
+        return key
 
     # ------------------------------------------------------------------------------- guardrails
     def _reasons(self, consent: np.ndarray, unsubscribed: np.ndarray, recent: np.ndarray) -> np.ndarray:
@@ -185,40 +192,43 @@ class Runtime:
         self, customer: Mapping[str, Any] | pd.Series, campaign_id: str, id_field: str = "customer_id"
     ) -> Decision:
         """The decision for one customer record (a dict or a pandas row); same result as in a batch."""
-        record = dict(customer)
-        for field in (id_field, *self.policy.features, self.consent_feature, self.recent_sends_feature):
-            if field not in record:
-                raise NextbestError(f"customer record lacks field {field!r}")
+        record = customer if isinstance(customer, dict) else dict(customer)
         try:
-            x = np.array([[float(record[f]) for f in self.policy.features]])
+            x = np.array([record[f] for f in self._features], dtype=np.float64)
             consent = float(record[self.consent_feature])
             recent = float(record[self.recent_sends_feature])
             unsub = float(record.get("unsubscribed", 0))
+            customer_id = _normal_id(record[id_field])
+        except KeyError as exc:
+            raise NextbestError(f"customer record lacks field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise NextbestError(f"customer record: a feature is not a number ({exc})") from None
         if not np.isfinite(x).all():
-            bad = self.policy.features[int(np.flatnonzero(~np.isfinite(x[0]))[0])]
+            bad = self._features[int(np.flatnonzero(~np.isfinite(x))[0])]
             raise NextbestError(f"customer record: field {bad!r} must be a finite number")
-        reason = self._reasons(np.array([consent]), np.array([unsub]), np.array([recent]))
-        scores = self.policy.scores(x)[0]
-        probs = self.policy.action_probs(x, self._mask(reason))[0]
-        customer_id = _normal_id(record[id_field])
+        reason = 1 if consent <= 0 else 2 if unsub > 0 else 3 if recent >= self.cap else 0
+        scores, probs = self.policy.decide_one(x, reason == 0)
         key = _customer_key(customer_id) ^ self._campaign_key(campaign_id)
         u = (_mix_scalar(key) >> 11) * 2.0**-53
-        action = min(int((np.cumsum(probs) <= u).sum()), len(self.actions) - 1)
-        name = self.actions[action]
+        action, total = 0, 0.0
+        for p in probs.tolist():  # inverse CDF; same summation order as the batch's cumsum
+            total += p
+            if total > u:
+                break
+            action += 1
+        action = min(action, len(self.actions) - 1)
         return Decision(
             customer_id=customer_id,
             campaign_id=campaign_id,
             action=action,
-            action_name=name,
-            offer=name.split("@")[0],
-            slot=name.split("@")[1] if "@" in name else "",
+            action_name=self.actions[action],
+            offer=self._offers[action],
+            slot=self._slots[action],
             propensity=float(probs[action]),
-            scores=tuple(float(s) for s in scores),
+            scores=tuple(scores.tolist()),
             policy=self.policy.name,
             policy_version=self.version,
-            guardrail=GUARDRAILS[int(reason[0])] if action == NO_EMAIL else None,
+            guardrail=GUARDRAILS[reason] if action == NO_EMAIL else None,
         )
 
     @staticmethod

@@ -54,6 +54,9 @@ class DecideRequest(BaseModel):
         return self
 
 
+_DECISION_FIELDS = ("customer_id", "action", "action_name", "offer", "slot", "propensity", "guardrail")
+
+
 class _State:
     """The runtime in use; replaced whole on reload, so a request keeps the one it started with."""
 
@@ -125,6 +128,13 @@ def create_app(
         import pandas as pd
 
         runtime = state.runtime
+        if body.customer is not None and log is None:  # the common live-send call: no pandas on this path
+            try:
+                one = runtime.decide(body.customer, body.campaign_id)
+            except NextbestError as exc:
+                raise HTTPException(status_code=422, detail=[{"loc": ["body", "customer"], "msg": str(exc)}]) from None
+            row = {k: getattr(one, k) for k in _DECISION_FIELDS}
+            return {"policy": runtime.policy.name, "version": runtime.version, "decisions": [row]}
         records = [body.customer] if body.customer is not None else body.customers
         assert records is not None
         frame = pd.DataFrame.from_records(records)
@@ -134,7 +144,7 @@ def create_app(
             raise HTTPException(status_code=422, detail=[{"loc": ["body", "customers"], "msg": str(exc)}]) from None
         if log is not None:
             log.append(decided.assign(decision_time=pd.Timestamp.now(tz="UTC").tz_localize(None)))
-        columns = ["customer_id", "action", "action_name", "offer", "slot", "propensity", "guardrail"]
+        columns = list(_DECISION_FIELDS)
         rows = decided[columns].astype(object).where(decided[columns].notna(), None).to_dict(orient="records")
         return {"policy": runtime.policy.name, "version": runtime.version, "decisions": rows}
 

@@ -9,6 +9,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,162 @@ def bench_ope(quick: bool = False, seeds: int | None = None, progress: bool = Fa
     }
     figures["quick"] = quick
     return figures
+
+
+def _percentiles_us(samples: list[float]) -> tuple[float, float]:
+    arr = np.asarray(samples) * 1e6
+    return round(float(np.percentile(arr, 50)), 2), round(float(np.percentile(arr, 99)), 2)
+
+
+def _time_calls(fn: Callable[[], Any], n: int) -> list[float]:
+    for _ in range(min(n, 500)):  # warm-up
+        fn()
+    out = []
+    clock = time.perf_counter
+    for _ in range(n):
+        t0 = clock()
+        fn()
+        out.append(clock() - t0)
+    return out
+
+
+def bench_decide(quick: bool = False) -> dict[str, Any]:
+    """Live-send decision speed (issue #4), side by side with stable-baselines3's ``predict`` on the same MLP.
+
+    Single decisions time the whole ``Runtime.decide`` on a customer record (feature extraction,
+    guardrails, exploration, propensity). Batch decisions time ``decide_batch`` on a DataFrame. HTTP
+    sends single-customer requests to ``nextbest serve`` on loopback at 500 requests/s (open loop).
+    """
+    import tempfile
+
+    import gymnasium as gym
+    import pandas as pd
+    import torch
+    from stable_baselines3 import PPO
+
+    import nextbest.envs  # noqa: F401
+    from nextbest.agents.sb3_export import export_sb3
+    from nextbest.policies import Runtime, load, save_policy
+
+    torch.set_num_threads(1)
+    env = gym.make("nextbest/EmailCampaign-v0")
+    model_env = env.unwrapped.model
+    features, actions = list(model_env.features), list(model_env.catalog.names)
+    d, k = len(features), len(actions)
+    rng = np.random.default_rng(0)
+    n_single = 2_000 if quick else 20_000
+    n_batch = 100_000 if quick else 1_000_000
+    folder = Path(tempfile.mkdtemp(prefix="nextbest-bench-"))
+    linear = save_policy(
+        folder / "linear.zip",
+        kind="linear",
+        name="linear",
+        features=features,
+        actions=actions,
+        arrays={"coef": rng.normal(size=(d, k)), "intercept": rng.normal(size=k)},
+        temperature=1.0,
+        epsilon=0.05,
+    )
+    sb3 = PPO("MlpPolicy", env, policy_kwargs={"net_arch": [64, 64]}, seed=0, device="cpu")
+    mlp = export_sb3(sb3, folder / "mlp.zip", name="mlp", features=features, actions=actions)
+    obs, _ = env.reset(seed=0)
+    record = {f: float(v) for f, v in zip(features, obs, strict=True)} | {"customer_id": 42, "consent": 1.0}
+    frame = pd.DataFrame(rng.random((n_batch, d)), columns=features)
+    frame["customer_id"] = np.arange(n_batch)
+    frame["consent"] = 1.0
+
+    figures: dict[str, Any] = {}
+    for label, path in (("", linear), ("mlp_", mlp)):
+        runtime = Runtime(load(path))
+        p50, p99 = _percentiles_us(_time_calls(lambda rt=runtime: rt.decide(record, "bench"), n_single))
+        figures[f"{label}decide_p50_us"], figures[f"{label}decide_p99_us"] = p50, p99
+        t0 = time.perf_counter()
+        runtime.decide_batch(frame, "bench")
+        figures[f"{label}batch_decisions_per_s"] = round(n_batch / (time.perf_counter() - t0))
+    p50, p99 = _percentiles_us(_time_calls(lambda: sb3.predict(obs, deterministic=False), n_single))
+    figures["sb3_predict_p50_us"], figures["sb3_predict_p99_us"] = p50, p99
+    figures["mlp_vs_sb3_p50_ratio"] = round(figures["sb3_predict_p50_us"] / figures["mlp_decide_p50_us"], 1)
+    rows = frame[features].to_numpy(dtype=np.float32)
+    t0 = time.perf_counter()
+    for start in range(0, n_batch, 100_000):
+        sb3.predict(rows[start : start + 100_000], deterministic=False)
+    figures["sb3_batch_rows_per_s"] = round(n_batch / (time.perf_counter() - t0))
+    figures["http_p99_ms"] = _bench_http(linear, record, seconds=1.0 if quick else 4.0)
+    figures["sizes"] = {"single_calls": n_single, "batch_rows": n_batch, "features": d, "actions": k}
+    figures["quick"] = quick
+    return figures
+
+
+def _bench_http(policy: Path, record: dict[str, Any], seconds: float, rate: int = 500) -> float:
+    """p99 latency (ms) of single decisions over HTTP at ``rate`` requests/s, open loop, 8 client threads."""
+    import http.client
+    import json
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "nextbest.scripts.cli",
+            "serve",
+            "--policy",
+            str(policy),
+            "--port",
+            str(port),
+            "--no-auth",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise RuntimeError("nextbest serve did not start") from None
+                time.sleep(0.1)
+        body = json.dumps({"campaign_id": "bench", "customer": record}).encode()
+        headers = {"Content-Type": "application/json"}
+        latencies: list[float] = []
+        lock = threading.Lock()
+        threads = 8
+        per_thread = int(rate * seconds / threads)
+        start = time.perf_counter() + 0.2
+
+        def client(offset: int) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            mine = []
+            for i in range(per_thread):
+                due = start + (i * threads + offset) / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                t0 = time.perf_counter()
+                conn.request("POST", "/v1/decide", body, headers)
+                conn.getresponse().read()
+                mine.append(time.perf_counter() - t0)
+            conn.close()
+            with lock:
+                latencies.extend(mine)
+
+        workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return round(float(np.percentile(np.asarray(latencies) * 1e3, 99)), 3)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
