@@ -29,6 +29,7 @@ from nextbest.policies.artifact import LoadedPolicy
 __all__ = ["Runtime"]
 
 _M64 = (1 << 64) - 1
+_BLOCK = 65_536
 #: Guardrail reasons by code (code 0: no guardrail fired).
 GUARDRAILS = (None, "no_consent", "unsubscribed", "frequency_cap")
 DEFAULT_GUARDRAILS = {"consent_feature": "consent", "recent_sends_feature": "sends_7d", "frequency_cap_per_week": 3}
@@ -161,10 +162,22 @@ class Runtime:
             else np.zeros(len(customers))
         )
         reason = self._reasons(consent, unsub, recent)
-        probs = self.policy.action_probs(x, self._mask(reason))
         keys = _customer_keys(ids) ^ np.uint64(self._campaign_key(campaign_id))
         u = (_mix_array(keys) >> np.uint64(11)).astype(np.float64) * 2.0**-53
-        action = np.minimum((np.cumsum(probs, axis=1) <= u[:, None]).sum(axis=1), len(self.actions) - 1)
+        n, k = len(customers), len(self.actions)
+        action = np.empty(n, dtype=np.int64)
+        propensity = np.empty(n)
+        probs = np.empty((n, k)) if with_context else None
+        # Blocks of rows keep every temporary small: fresh multi-100 MB arrays cost more in page faults
+        # than in arithmetic on these machines, and small ones stay in cache.
+        for start in range(0, n, _BLOCK):
+            rows = slice(start, start + _BLOCK)
+            p = self.policy.action_probs(x[rows], self._mask(reason[rows]))
+            a = np.minimum((np.cumsum(p, axis=1) <= u[rows, None]).sum(axis=1), k - 1)
+            action[rows] = a
+            propensity[rows] = p[np.arange(len(a)), a]
+            if probs is not None:
+                probs[rows] = p
         may_email = reason == 0
         reason = np.where(action == NO_EMAIL, reason, 0)
         out = pd.DataFrame(
@@ -173,9 +186,9 @@ class Runtime:
                 "campaign_id": campaign_id,
                 "action": action,
                 "action_name": pd.Categorical.from_codes(action, self.actions),
-                "offer": np.asarray(self._offers, dtype=object)[action],
-                "slot": np.asarray(self._slots, dtype=object)[action],
-                "propensity": probs[np.arange(len(action)), action],
+                "offer": self._categorical(self._offers, action),
+                "slot": self._categorical(self._slots, action),
+                "propensity": propensity,
                 "guardrail": pd.Categorical.from_codes(reason - 1, list(GUARDRAILS[1:])),
                 "policy": self.policy.name,
                 "policy_version": self.version,
@@ -184,7 +197,7 @@ class Runtime:
         if with_context:
             context = pd.DataFrame(x, columns=list(self.policy.features))
             context["may_email"] = may_email
-            probs_frame = pd.DataFrame(probs, columns=[f"prob_{a}" for a in self.actions])
+            probs_frame = pd.DataFrame(probs, columns=[f"prob_{a}" for a in self.actions])  # type: ignore[arg-type]
             out = pd.concat([out, context, probs_frame], axis=1)
         return out
 
@@ -230,6 +243,13 @@ class Runtime:
             policy_version=self.version,
             guardrail=GUARDRAILS[reason] if action == NO_EMAIL else None,
         )
+
+    @staticmethod
+    def _categorical(per_action: list[str], action: np.ndarray) -> pd.Categorical:
+        """Per-action labels (with repeats) for each decision, as a categorical column."""
+        labels = list(dict.fromkeys(per_action))
+        codes = np.array([labels.index(v) for v in per_action])
+        return pd.Categorical.from_codes(codes[action], labels)
 
     @staticmethod
     def _numbers(frame: pd.DataFrame, columns: list[str], row_offset: int) -> np.ndarray:

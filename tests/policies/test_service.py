@@ -138,9 +138,20 @@ def test_bad_bodies_get_422_naming_the_field_and_log_nothing(server, body, field
 
 
 def test_oversized_and_malformed(server):
+    import http.client
+
     base, _, _ = server
-    assert call(base, "/v1/decide", raw=b"{" + b" " * 2_000_000 + b"}")[0] == 413
+    # announce a 2 MB body and wait for the answer before sending it: the server must refuse on the header
+    conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=5)
+    conn.putrequest("POST", "/v1/decide")
+    conn.putheader("Authorization", f"Bearer {TOKEN}")
+    conn.putheader("Content-Type", "application/json")
+    conn.putheader("Content-Length", str(2_000_000))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+    conn.close()
     assert call(base, "/v1/decide", raw=b"{not json")[0] == 422
+    assert call(base, "/healthz")[0] == 200
 
 
 def test_reload_swaps_policy_and_refuses_bad_files(server):
