@@ -8,7 +8,7 @@ from typing import Any
 __all__ = ["Decision"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Decision:
     """One customer's action for one campaign.
 

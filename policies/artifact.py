@@ -256,6 +256,10 @@ class LoadedPolicy(BasePolicy):
             self._scores = self._need(arrays, "scores", (self._edges.size + 1, k))
         else:
             raise ArtifactError(f"{source}: unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
+        if self.kind != "table":
+            # (x - mean) / scale @ W + b == x @ (W / scale) + (b - (mean / scale) @ W): one matmul fewer
+            w, b = self._layers[0]
+            self._layers[0] = (w / self._scale[:, None], b - (self._mean / self._scale) @ w)
 
     def _need(self, arrays: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
         if name not in arrays:
@@ -272,7 +276,7 @@ class LoadedPolicy(BasePolicy):
         if self.kind == "table":
             bucket = np.searchsorted(self._edges, x[:, self._table_column], side="right")
             return self._scores[bucket]
-        h = (x - self._mean) / self._scale
+        h = x
         for i, (w, b) in enumerate(self._layers):
             h = h @ w + b
             if self.kind == "mlp" and i < len(self._layers) - 1:
@@ -286,7 +290,7 @@ class LoadedPolicy(BasePolicy):
         if self.kind == "table":
             scores = self._scores[int(np.searchsorted(self._edges, x[self._table_column], side="right"))]
         else:
-            h = (x - self._mean) / self._scale
+            h = x
             last = len(self._layers) - 1
             for i, (w, b) in enumerate(self._layers):
                 h = h @ w + b

@@ -15,6 +15,7 @@ unsubscribe; no email when the customer already had ``frequency_cap_per_week`` s
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -207,7 +208,7 @@ class Runtime:
         """The decision for one customer record (a dict or a pandas row); same result as in a batch."""
         record = customer if isinstance(customer, dict) else dict(customer)
         try:
-            x = np.array([record[f] for f in self._features], dtype=np.float64)
+            values = [float(record[f]) for f in self._features]
             consent = float(record[self.consent_feature])
             recent = float(record[self.recent_sends_feature])
             unsub = float(record.get("unsubscribed", 0))
@@ -216,9 +217,10 @@ class Runtime:
             raise NextbestError(f"customer record lacks field {exc.args[0]!r}") from None
         except (TypeError, ValueError) as exc:
             raise NextbestError(f"customer record: a feature is not a number ({exc})") from None
-        if not np.isfinite(x).all():
-            bad = self._features[int(np.flatnonzero(~np.isfinite(x))[0])]
+        if not math.isfinite(sum(values)):  # NaN and inf propagate through the sum
+            bad = next(f for f, v in zip(self._features, values, strict=True) if not math.isfinite(v))
             raise NextbestError(f"customer record: field {bad!r} must be a finite number")
+        x = np.array(values)
         reason = 1 if consent <= 0 else 2 if unsub > 0 else 3 if recent >= self.cap else 0
         scores, probs = self.policy.decide_one(x, reason == 0)
         key = _customer_key(customer_id) ^ self._campaign_key(campaign_id)

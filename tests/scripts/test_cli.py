@@ -117,3 +117,19 @@ def test_bench_ope_quick_prints_every_key(capsys):
             assert figures[f"{estimator}_median_rel_error_{policy}"] >= 0
             assert 0 <= figures[f"{estimator}_coverage_{policy}"] <= 1
     assert figures["ope_1m_rows_s"] > 0
+
+
+@pytest.mark.slow
+def test_bench_decide_quick_prints_every_key(capsys):
+    assert main(["bench", "decide", "--json", "--quick"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in (
+        "decide_p50_us",
+        "decide_p99_us",
+        "batch_decisions_per_s",
+        "mlp_decide_p50_us",
+        "sb3_predict_p50_us",
+        "mlp_vs_sb3_p50_ratio",
+        "http_p99_ms",
+    ):
+        assert figures[key] > 0
