@@ -309,24 +309,33 @@ class LoadedPolicy(BasePolicy):
             z = np.exp(z - z.max())
             probs = z / z.sum()
         if self.epsilon > 0:
-            probs = (1 - self.epsilon) * probs + self.epsilon / k
+            probs = probs * (1 - self.epsilon) + self.epsilon / k
         return scores, probs
 
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Greedy (or softmax at ``temperature``) over the allowed actions, mixed with uniform by epsilon."""
-        scores = np.where(mask, self.scores(obs), -np.inf)
+        mask = np.asarray(mask, dtype=bool)
+        if not mask.any(axis=1).all():  # a row with nothing allowed: the generic rule sends it to action 0
+            return apply_mask(self._probs(self.scores(obs), np.ones_like(mask)), mask)
+        return self._probs(self.scores(obs), mask)
+
+    def _probs(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Masked softmax (or argmax) mixed with uniform over the allowed actions, computed in place
+        (the same operations, in the same order, as :meth:`decide_one`)."""
+        z = np.where(mask, scores, -np.inf)
         if self.temperature is None:
-            best = np.argmax(scores, axis=1)
-            probs = np.zeros(scores.shape)
-            probs[np.arange(len(best)), best] = 1.0
+            best = np.argmax(z, axis=1)
+            z[:] = 0.0
+            z[np.arange(len(best)), best] = 1.0
         else:
-            z = scores / float(self.temperature)
+            z /= float(self.temperature)
             z -= z.max(axis=1, keepdims=True)
-            probs = np.exp(z)
-        probs = apply_mask(probs, mask)
+            np.exp(z, out=z)
+            z /= z.sum(axis=1, keepdims=True)
         if self.epsilon > 0:
-            probs = (1 - self.epsilon) * probs + self.epsilon * apply_mask(np.ones_like(probs), mask)
-        return probs
+            z *= 1 - self.epsilon
+            z += mask * (self.epsilon / mask.sum(axis=1, keepdims=True))
+        return z
 
     def reading(self, features: Sequence[str]) -> BasePolicy:
         """This policy as one that reads observations with columns ``features`` (e.g. logged contexts),
