@@ -55,7 +55,8 @@ def test_round_trip_parity(tmp_path, kind):
     path, arrays = _save(tmp_path / "p.zip", kind, epsilon=0.1, temperature=0.5)
     policy = load(path)
     x = np.column_stack([RNG.uniform(0, 200, 50), RNG.poisson(2, 50), RNG.integers(0, 2, 50)])
-    np.testing.assert_allclose(policy.scores(x), _reference(kind, arrays, x), rtol=1e-12)
+    tolerance = 1e-5 if kind == "mlp" else 1e-12  # MLPs run in float32, like the networks they come from
+    np.testing.assert_allclose(policy.scores(x), _reference(kind, arrays, x), rtol=tolerance, atol=tolerance)
     mask = np.ones((50, 3), dtype=bool)
     mask[::3, 1:] = False
     probs = policy.action_probs(x, mask)
@@ -65,7 +66,7 @@ def test_round_trip_parity(tmp_path, kind):
     soft = np.exp(z - z.max(axis=1, keepdims=True))
     soft /= soft.sum(axis=1, keepdims=True)
     uniform = mask / mask.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(probs, 0.9 * soft + 0.1 * uniform, rtol=1e-10)
+    np.testing.assert_allclose(probs, 0.9 * soft + 0.1 * uniform, rtol=tolerance * 100, atol=1e-9)
 
 
 def _rewrite(path, edit):
