@@ -32,7 +32,7 @@ __all__ = ["Runtime"]
 _M64 = (1 << 64) - 1
 _BLOCK = 65_536
 #: Guardrail reasons by code (code 0: no guardrail fired).
-GUARDRAILS = (None, "no_consent", "unsubscribed", "frequency_cap")
+GUARDRAILS = (None, "no_consent", "unsubscribed", "frequency_cap", "discount_budget")
 DEFAULT_GUARDRAILS = {"consent_feature": "consent", "recent_sends_feature": "sends_7d", "frequency_cap_per_week": 3}
 
 
@@ -89,7 +89,7 @@ class Runtime:
         >>> rt.decide({"customer_id": 17, "recency_days": 40, ...}, campaign_id="2026-12-07")  # doctest: +SKIP
     """
 
-    def __init__(self, policy: LoadedPolicy, salt: str | None = None) -> None:
+    def __init__(self, policy: LoadedPolicy, salt: str | None = None, *, discount_budget: int | None = None) -> None:
         self.policy = policy
         self.salt = salt if salt is not None else f"{policy.name}:{policy.manifest.get('version', '')}"
         rails = {**DEFAULT_GUARDRAILS, **policy.manifest.get("guardrails", {})}
@@ -102,6 +102,14 @@ class Runtime:
         self._campaign_keys: dict[str, int] = {}
         self._offers = [n.split("@")[0] for n in self.actions]
         self._slots = [n.split("@")[1] if "@" in n else "" for n in self.actions]
+        # Optional per-campaign budget of discount emails (offers listed in guardrails.discount_offers).
+        budget = discount_budget if discount_budget is not None else rails.get("discount_budget_per_campaign")
+        self.discount_budget = None if budget is None else int(budget)
+        discount_offers = set(rails.get("discount_offers", ()))
+        if self.discount_budget is not None and not discount_offers:
+            raise NextbestError("a discount budget needs guardrails.discount_offers in the policy manifest")
+        self._is_discount = np.array([o in discount_offers for o in self._offers])
+        self._budget_used: dict[str, int] = {}
 
     def _campaign_key(self, campaign_id: str) -> int:
         key = self._campaign_keys.get(campaign_id)
@@ -180,6 +188,8 @@ class Runtime:
             if probs is not None:
                 probs[rows] = p
         may_email = reason == 0
+        if self.discount_budget is not None:
+            self._apply_budget(campaign_id, x, reason, u, action, propensity, probs)
         reason = np.where(action == NO_EMAIL, reason, 0)
         out = pd.DataFrame(
             {
@@ -202,6 +212,36 @@ class Runtime:
             out = pd.concat([out, context, probs_frame], axis=1)
         return out
 
+    def _apply_budget(
+        self,
+        campaign_id: str,
+        x: np.ndarray,
+        reason: np.ndarray,
+        u: np.ndarray,
+        action: np.ndarray,
+        propensity: np.ndarray,
+        probs: np.ndarray | None,
+    ) -> None:
+        """Customers are served in row order: once the campaign's discount budget is spent, every later
+        customer is drawn again, with the same uniform, from the policy restricted to non-discount
+        actions, and logs that restricted draw's probabilities."""
+        left = max(self.discount_budget - self._budget_used.get(campaign_id, 0), 0)  # type: ignore[operator]
+        picks = np.flatnonzero(self._is_discount[action])
+        self._budget_used[campaign_id] = self._budget_used.get(campaign_id, 0) + min(len(picks), left)
+        if len(picks) <= left:
+            return
+        first_after = picks[left - 1] + 1 if left > 0 else 0
+        over = np.arange(first_after, len(action))
+        mask = self._mask(reason[over])
+        mask[:, self._is_discount] = False
+        p = self.policy.action_probs(x[over], mask)
+        a = np.minimum((np.cumsum(p, axis=1) <= u[over, None]).sum(axis=1), len(self.actions) - 1)
+        action[over] = a
+        propensity[over] = p[np.arange(len(a)), a]
+        reason[over[a == NO_EMAIL]] = 4
+        if probs is not None:
+            probs[over] = p
+
     def decide(
         self, customer: Mapping[str, Any] | pd.Series, campaign_id: str, id_field: str = "customer_id"
     ) -> Decision:
@@ -222,9 +262,11 @@ class Runtime:
             raise NextbestError(f"customer record: field {bad!r} must be a finite number")
         x = np.array(values)
         reason = 1 if consent <= 0 else 2 if unsub > 0 else 3 if recent >= self.cap else 0
-        scores, probs = self.policy.decide_one(x, reason == 0)
         key = _customer_key(customer_id) ^ self._campaign_key(campaign_id)
         u = (_mix_scalar(key) >> 11) * 2.0**-53
+        if self.discount_budget is not None:
+            return self._decide_budgeted(customer_id, campaign_id, x, reason, u)
+        scores, probs = self.policy.decide_one(x, reason == 0)
         action, total = 0, 0.0
         for p in probs.tolist():  # inverse CDF; same summation order as the batch's cumsum
             total += p
@@ -244,6 +286,29 @@ class Runtime:
             policy=self.policy.name,
             policy_version=self.version,
             guardrail=GUARDRAILS[reason] if action == NO_EMAIL else None,
+        )
+
+    def _decide_budgeted(self, customer_id: Any, campaign_id: str, x: np.ndarray, reason: int, u: float) -> Decision:
+        """One decision under a discount budget: the batch path on one row, so both agree."""
+        rows = x[None, :]
+        code = np.array([reason], dtype=np.int8)
+        p = self.policy.action_probs(rows, self._mask(code))
+        action = np.minimum((np.cumsum(p, axis=1) <= u).sum(axis=1), len(self.actions) - 1)
+        propensity = p[np.arange(1), action]
+        self._apply_budget(campaign_id, rows, code, np.array([u]), action, propensity, None)
+        a = int(action[0])
+        return Decision(
+            customer_id=customer_id,
+            campaign_id=campaign_id,
+            action=a,
+            action_name=self.actions[a],
+            offer=self._offers[a],
+            slot=self._slots[a],
+            propensity=float(propensity[0]),
+            scores=tuple(self.policy.scores(rows)[0].tolist()),
+            policy=self.policy.name,
+            policy_version=self.version,
+            guardrail=GUARDRAILS[int(code[0])] if a == NO_EMAIL else None,
         )
 
     @staticmethod

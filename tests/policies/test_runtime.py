@@ -164,3 +164,46 @@ def test_decide_command(tmp_path, runtime):
         == 2
     )
     assert not (tmp_path / "d2.csv").exists()
+
+
+def test_discount_budget_per_campaign(tmp_path):
+    # a policy that loves the discount: pct10 scores far above the rest
+    path = save_policy(
+        tmp_path / "d.zip",
+        kind="linear",
+        name="d",
+        features=FEATURES,
+        actions=ACTIONS,
+        arrays={"coef": np.zeros((2, 3)), "intercept": np.array([0.0, 1.0, 3.0])},
+        temperature=1.0,
+        guardrails={"discount_offers": ["pct10"], "discount_budget_per_campaign": 5},
+    )
+    runtime = Runtime(load(path))
+    frame = customers(300).assign(consent=1, sends_7d=0, unsubscribed=0)
+    first = runtime.decide_batch(frame, "c1", with_context=True)
+    assert (first["offer"] == "pct10").sum() == 5
+    fifth = np.flatnonzero(first["offer"] == "pct10")[-1]
+    over = first.iloc[fifth + 1 :]
+    assert (over["prob_pct10@evening"] == 0).all()  # everyone after the budget ran out: no-discount policy
+    assert (first.iloc[:fifth]["prob_pct10@evening"] > 0.5).all()
+    np.testing.assert_allclose(over[[f"prob_{a}" for a in ACTIONS]].sum(axis=1), 1.0)
+    assert (runtime.decide_batch(frame, "c1")["offer"] == "pct10").sum() == 0  # budget spent
+    assert (runtime.decide_batch(frame, "c2")["offer"] == "pct10").sum() == 5  # a new campaign
+    single = [runtime.decide(r, "c3").offer for r in frame.head(20).to_dict(orient="records")]
+    assert single.count("pct10") == 5
+    with pytest.raises(NextbestError, match="needs guardrails.discount_offers"):
+        Runtime(
+            runtime.policy
+            if False
+            else load(
+                save_policy(
+                    tmp_path / "n.zip",
+                    kind="linear",
+                    name="n",
+                    features=FEATURES,
+                    actions=ACTIONS,
+                    arrays={"coef": np.zeros((2, 3)), "intercept": np.zeros(3)},
+                )
+            ),
+            discount_budget=3,
+        )
