@@ -79,6 +79,7 @@ def create_app(
     require_auth: bool = True,
     log_path: str | os.PathLike[str] | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    campaigns: set[str] | None = None,
 ) -> FastAPI:
     """The service for one policy file.
 
@@ -88,6 +89,7 @@ def create_app(
         require_auth: False only for loopback development (the CLI enforces that).
         log_path: append every accepted decision to this decision log (needs ``NEXTBEST_ID_KEY``).
         max_body_bytes: larger request bodies get 413.
+        campaigns: if given, the only campaign ids accepted (others get 422 naming ``campaign_id``).
     """
     state = _State(Path(policy_path))
     token = token if token is not None else os.environ.get(TOKEN_ENV)
@@ -127,6 +129,9 @@ def create_app(
     def decide(body: DecideRequest) -> dict[str, Any]:
         import pandas as pd
 
+        if campaigns is not None and body.campaign_id not in campaigns:
+            detail = [{"loc": ["body", "campaign_id"], "msg": f"unknown campaign {body.campaign_id!r}"}]
+            raise HTTPException(status_code=422, detail=detail)
         runtime = state.runtime
         if body.customer is not None and log is None:  # the common live-send call: no pandas on this path
             try:

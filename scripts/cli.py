@@ -125,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--port", type=_at_least(1), default=8000)
     srv.add_argument("--no-auth", action="store_true", help="no bearer token (loopback hosts only)")
     srv.add_argument("--log", type=Path, default=None, help="append accepted decisions to this decision log")
+    srv.add_argument("--campaign", action="append", default=None, help="accept only these campaign ids (repeat)")
 
     join = sub.add_parser("join-outcomes", help="decision log + ESP events -> logged feedback for train/evaluate")
     join.add_argument("--decisions", required=True, type=Path, help="decision log (.jsonl or Parquet directory)")
@@ -355,7 +356,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     if args.no_auth and not loopback:
         raise NextbestError(f"--no-auth is only allowed on a loopback host, not {args.host!r}")
-    app = create_app(args.policy, require_auth=not args.no_auth, log_path=args.log)
+    campaigns = None if args.campaign is None else set(args.campaign)
+    app = create_app(args.policy, require_auth=not args.no_auth, log_path=args.log, campaigns=campaigns)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

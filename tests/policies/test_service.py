@@ -58,6 +58,10 @@ def server(tmp_path_factory):
             str(port),
             "--log",
             str(folder / "log.jsonl"),
+            "--campaign",
+            "camp",
+            "--campaign",
+            "c",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -125,6 +129,7 @@ def test_auth(server):
         ({"campaign_id": "c", "customers": [CUSTOMER, CUSTOMER]}, "duplicate customer id"),
         ({"campaign_id": "c"}, "exactly one of"),
         ({"campaign_id": "c", "customer": CUSTOMER, "colour": "red"}, "colour"),
+        ({"campaign_id": "black-friday", "customer": CUSTOMER}, "unknown campaign 'black-friday'"),
     ],
 )
 def test_bad_bodies_get_422_naming_the_field_and_log_nothing(server, body, field):
