@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -110,6 +111,7 @@ class Runtime:
             raise NextbestError("a discount budget needs guardrails.discount_offers in the policy manifest")
         self._is_discount = np.array([o in discount_offers for o in self._offers])
         self._budget_used: dict[str, int] = {}
+        self._budget_lock = threading.Lock()  # the HTTP service decides in several threads
 
     def _campaign_key(self, campaign_id: str) -> int:
         key = self._campaign_keys.get(campaign_id)
@@ -225,9 +227,10 @@ class Runtime:
         """Customers are served in row order: once the campaign's discount budget is spent, every later
         customer is drawn again, with the same uniform, from the policy restricted to non-discount
         actions, and logs that restricted draw's probabilities."""
-        left = max(self.discount_budget - self._budget_used.get(campaign_id, 0), 0)  # type: ignore[operator]
         picks = np.flatnonzero(self._is_discount[action])
-        self._budget_used[campaign_id] = self._budget_used.get(campaign_id, 0) + min(len(picks), left)
+        with self._budget_lock:
+            left = max(self.discount_budget - self._budget_used.get(campaign_id, 0), 0)  # type: ignore[operator]
+            self._budget_used[campaign_id] = self._budget_used.get(campaign_id, 0) + min(len(picks), left)
         if len(picks) <= left:
             return
         first_after = picks[left - 1] + 1 if left > 0 else 0
