@@ -55,6 +55,18 @@ def _out_path(text: str) -> Path:
     return path
 
 
+def _add_mapping_flags(parser: argparse.ArgumentParser) -> None:
+    ext = parser.add_argument_group("logs from outside nextbest (see README: 'Your own logs')")
+    ext.add_argument("--map", type=Path, default=None, help="YAML file mapping roles to the export's columns")
+    ext.add_argument("--id-col", default=None, help="customer id column")
+    ext.add_argument("--action-col", default=None, help="action column")
+    ext.add_argument("--reward-col", default=None, help="reward column")
+    ext.add_argument("--propensity-col", default=None, help="propensity column")
+    ext.add_argument("--propensity", type=float, default=None, help="one propensity for every row, e.g. 0.25")
+    ext.add_argument("--time-col", default=None, help="decision time column")
+    ext.add_argument("--context-cols", default=None, help="comma-separated context columns (default: all others)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from nextbest.simulator.baselines import BUILTIN_POLICIES
 
@@ -95,18 +107,20 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episodes", action="store_true", help="also value per customer over the logged days (PDIS, ...)")
     ev.add_argument("--report", required=True, type=Path, help="directory for report.html, report.json, report.md")
     ev.add_argument("--scenario", default="retail", help="scenario of the action catalog if the logs do not say")
-    ext = ev.add_argument_group("logs from outside nextbest (see README: 'Your own logs')")
-    ext.add_argument("--map", type=Path, default=None, help="YAML file mapping roles to the export's columns")
-    ext.add_argument("--id-col", default=None, help="customer id column")
-    ext.add_argument("--action-col", default=None, help="action column")
-    ext.add_argument("--reward-col", default=None, help="reward column")
-    ext.add_argument("--propensity-col", default=None, help="propensity column")
-    ext.add_argument("--propensity", type=float, default=None, help="one propensity for every row, e.g. 0.25")
-    ext.add_argument("--time-col", default=None, help="decision time column")
-    ext.add_argument("--context-cols", default=None, help="comma-separated context columns (default: all others)")
+    _add_mapping_flags(ev)
     ev.add_argument("--interval", choices=["bootstrap", "clt"], default="bootstrap")
     ev.add_argument("--n-boot", type=_at_least(2), default=200, help="bootstrap resamples")
     ev.add_argument("--seed", type=_seed, default=0)
+
+    tr = sub.add_parser("train", help="learn a next-best-action policy from logged data and export it")
+    tr.add_argument("--algo", required=True, choices=["linucb", "lints", "dm", "ips-policy", "dr-policy"])
+    tr.add_argument("--logs", required=True, type=Path, help="logged feedback (.parquet or .csv)")
+    tr.add_argument("--out", required=True, type=Path, help="policy artifact to write (.zip)")
+    tr.add_argument("--temperature", type=float, default=None, help="softmax temperature of the exported policy")
+    tr.add_argument("--epsilon", type=float, default=0.05, help="exploration mixed into the exported policy")
+    tr.add_argument("--holdout", type=float, default=0.2, help="share of customers kept out for the OPE check")
+    tr.add_argument("--seed", type=_seed, default=0)
+    _add_mapping_flags(tr)
 
     dec = sub.add_parser("decide", help="decide tonight's send list with a policy artifact")
     dec.add_argument("--policy", required=True, type=Path, help="policy artifact (.zip)")
@@ -225,13 +239,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from nextbest.evaluation.report import evaluate, write_report
-    from nextbest.logs import load_logs
 
     if not args.report.parent.is_dir():
         raise NextbestError(f"{args.report}: parent directory {str(args.report.parent)!r} does not exist")
     mapping = _mapping(args)
+    logs = _read_logs(args)
     if mapping is None:
-        logs = load_logs(args.logs)
         config = logs.metadata.get("scenario_config")
         model = _model(args.scenario) if config is None else _model_from(config)
         catalog = model.catalog
@@ -243,9 +256,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             )
     else:
         from nextbest.actions import ActionCatalog
-        from nextbest.external import import_logs
 
-        logs = import_logs(args.logs, mapping)
         catalog = ActionCatalog.from_names(logs.action_names)
     policies = [_policy(name, logs.features, catalog) for name in args.policy]
     report = evaluate(
@@ -307,6 +318,90 @@ def _mapping(args: argparse.Namespace) -> Any:
     if missing:
         raise NextbestError(f"logs from outside nextbest need {', '.join(missing)} (or --map FILE)")
     return LogMapping(**flags)
+
+
+def _read_logs(args: argparse.Namespace) -> Any:
+    """Logged feedback from nextbest (``load_logs``) or from outside (the column-mapping flags)."""
+    from nextbest.logs import load_logs
+
+    mapping = _mapping(args)
+    if mapping is None:
+        return load_logs(args.logs)
+    from nextbest.external import import_logs
+
+    return import_logs(args.logs, mapping)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nextbest.agents.linear import DirectMethod, LinTS, LinUCB, PolicyLearner
+    from nextbest.evaluation import DR, IPS
+    from nextbest.logs import validate_logs
+
+    if args.out.suffix.lower() != ".zip" or not args.out.parent.is_dir():
+        raise NextbestError(f"{args.out}: expected a .zip path in an existing directory")
+    if not 0 < args.holdout < 1:
+        raise NextbestError(f"--holdout: must be in (0, 1), got {args.holdout}")
+    logs = _read_logs(args)
+    d = len(logs.features)
+    if len(logs) < 10 * (d + 1):
+        raise NextbestError(f"{args.logs}: {len(logs)} rows are too few to learn {d} features (need >= {10 * (d + 1)})")
+    rng = np.random.default_rng(args.seed)
+    n_customers = int(logs.clusters.max()) + 1
+    held = rng.random(n_customers) < args.holdout
+    test_rows = held[logs.clusters]
+    train = validate_logs(logs.frame[~test_rows], logs.source, logs.metadata)
+    test = validate_logs(logs.frame[test_rows], logs.source, logs.metadata)
+    options = {"temperature": args.temperature, "epsilon": args.epsilon, "name": args.algo}
+    names = logs.action_names or tuple(str(a) for a in range(logs.n_actions))
+    algos = {
+        "linucb": lambda: LinUCB(logs.features, names, **options),
+        "lints": lambda: LinTS(logs.features, names, **options),
+        "dm": lambda: DirectMethod(logs.features, names, **options),
+        "ips-policy": lambda: PolicyLearner(logs.features, names, weighting="ips", **options),
+        "dr-policy": lambda: PolicyLearner(logs.features, names, weighting="dr", **options),
+    }
+    agent = algos[args.algo]()
+    if isinstance(agent, PolicyLearner):
+        agent.fit(train, seed=args.seed)
+    else:
+        agent.update(train.contexts, train.actions, train.rewards)
+    new = DR().estimate(test, agent.action_probs(test.contexts, test.allowed), seed=args.seed)
+    logged = IPS().estimate(test, _logging_probs(test), seed=args.seed)
+    ope = {"estimator": "dr", "value": new.value, "lower": new.lower, "upper": new.upper, "holdout_rows": len(test)}
+    agent.export(args.out, ope=ope, training_data_sha256=_sha256_file(args.logs))
+    print(
+        f"{args.algo}: held-out value per decision (DR) {new.value:.4f} [{new.lower:.4f}, {new.upper:.4f}] "
+        f"vs logging policy {logged.value:.4f} [{logged.lower:.4f}, {logged.upper:.4f}] on {len(test):,} decisions"
+    )
+    for warning in new.diagnostics.warnings:
+        print(f"  warning: {warning}")
+    print(f"policy: {args.out}")
+    return 0
+
+
+def _logging_probs(logs: Any) -> Any:
+    import numpy as np
+
+    """The logging policy's probabilities (the logged vector, or one that gives the logged action its
+    propensity and spreads the rest evenly: importance weight 1 either way)."""
+    if logs.action_probs is not None:
+        return logs.action_probs
+    k = logs.n_actions
+    probs = np.repeat(((1 - logs.propensities) / max(k - 1, 1))[:, None], k, axis=1)
+    probs[np.arange(len(logs)), logs.actions] = logs.propensities
+    return probs
+
+
+def _sha256_file(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _cmd_decide(args: argparse.Namespace) -> int:
@@ -443,6 +538,7 @@ _COMMANDS = {
     "demo": _cmd_demo,
     "simulate": _cmd_simulate,
     "evaluate": _cmd_evaluate,
+    "train": _cmd_train,
     "decide": _cmd_decide,
     "serve": _cmd_serve,
     "join-outcomes": _cmd_join,
