@@ -22,7 +22,8 @@ class EmailBanditEnv(gym.Env[np.ndarray, np.int64]):
     retailer's BAU policy, so they carry realistic email and purchase histories (fatigue, coupons,
     recency). Each day's customers are served in random order; then the pool moves on one day (a fresh
     pool after the horizon). The reward is the realised reward of the chosen action on that day; the
-    pool's own history is not changed by it.
+    pool's own history is not changed by it. ``info["expected_rewards"]`` at reset holds the exact expected
+    reward of every action for this customer (the simulator's ground truth, for measuring regret).
 
     Args:
         scenario: a :class:`~nextbest.Scenario`, a built-in scenario name or a YAML path.
@@ -56,7 +57,8 @@ class EmailBanditEnv(gym.Env[np.ndarray, np.int64]):
         traits, state = self._pool
         self._current = (traits.row(i), state.row(i))
         mask = self.model.action_mask_one(self._current[1])
-        return self.model.observe(self._current[1], SCALAR), {"action_mask": mask}
+        info = {"action_mask": mask, "expected_rewards": self._expected[i]}
+        return self.model.observe(self._current[1], SCALAR), info
 
     def _advance_pool(self) -> None:
         """Start serving the pool's next day (its first day right after it was drawn)."""
@@ -70,6 +72,9 @@ class EmailBanditEnv(gym.Env[np.ndarray, np.int64]):
             self._pool = (traits, state)
         self._order = self.np_random.permutation(self.pool_size).tolist()
         self._served = True
+        # Ground truth for regret: the exact expected reward of every action for every pooled customer
+        # today (latent knowledge: evaluation only, never part of the observation).
+        self._expected = self.model.expected_reward_all(*self._pool).astype(np.float64)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
         traits, state = self._current if self._current is not None else (None, None)

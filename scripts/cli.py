@@ -114,7 +114,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="learn a next-best-action policy from logged data and export it")
     tr.add_argument("--algo", required=True, choices=["linucb", "lints", "dm", "ips-policy", "dr-policy"])
-    tr.add_argument("--logs", required=True, type=Path, help="logged feedback (.parquet or .csv)")
+    tr.add_argument("--logs", type=Path, default=None, help="logged feedback (.parquet or .csv)")
+    tr.add_argument("--online", action="store_true", help="learn in the simulator (EmailBandit-v0) instead")
+    tr.add_argument("--scenario", default="retail", help="--online: built-in scenario name or YAML path")
+    tr.add_argument("--steps", type=_positive, default=100_000, help="--online: rounds")
     tr.add_argument("--out", required=True, type=Path, help="policy artifact to write (.zip)")
     tr.add_argument("--temperature", type=float, default=None, help="softmax temperature of the exported policy")
     tr.add_argument("--epsilon", type=float, default=0.05, help="exploration mixed into the exported policy")
@@ -341,6 +344,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() != ".zip" or not args.out.parent.is_dir():
         raise NextbestError(f"{args.out}: expected a .zip path in an existing directory")
+    if args.online:
+        return _train_online(args)
+    if args.logs is None:
+        raise NextbestError("give --logs LOGS (offline) or --online")
     if not 0 < args.holdout < 1:
         raise NextbestError(f"--holdout: must be in (0, 1), got {args.holdout}")
     logs = _read_logs(args)
@@ -377,6 +384,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     for warning in new.diagnostics.warnings:
         print(f"  warning: {warning}")
+    print(f"policy: {args.out}")
+    return 0
+
+
+def _train_online(args: argparse.Namespace) -> int:
+    from nextbest.agents.linear import LinTS, LinUCB
+    from nextbest.agents.online import run_online
+
+    if args.algo not in ("linucb", "lints"):
+        raise NextbestError(f"--online learns with linucb or lints, not {args.algo!r}")
+    model = _model(args.scenario)
+    cls = LinUCB if args.algo == "linucb" else LinTS
+    agent = cls(model.features, model.catalog.names, temperature=args.temperature, epsilon=args.epsilon)
+    marks = tuple(m for m in (10_000, 50_000, 100_000) if m <= args.steps) + (args.steps,)
+    result = run_online(
+        agent, args.steps, args.seed, scenario=model.scenario, checkpoints=marks, progress=sys.stderr.isatty()
+    )
+    agent.export(args.out)
+    regret = ", ".join(f"{k:,}: {v:.1f}" for k, v in sorted(result.checkpoints.items()))
+    print(
+        f"{args.algo} online, {args.steps:,} rounds: cumulative expected regret {regret}; "
+        f"mean expected reward {result.reward[-1] / args.steps:.4f} per decision"
+    )
     print(f"policy: {args.out}")
     return 0
 
