@@ -113,7 +113,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_seed, default=0)
 
     tr = sub.add_parser("train", help="learn a next-best-action policy from logged data and export it")
-    tr.add_argument("--algo", required=True, choices=["linucb", "lints", "dm", "ips-policy", "dr-policy"])
+    tr.add_argument(
+        "--algo", required=True, choices=["linucb", "lints", "egreedy", "ts", "ucb1", "dm", "ips-policy", "dr-policy"]
+    )
     tr.add_argument("--logs", type=Path, default=None, help="logged feedback (.parquet or .csv)")
     tr.add_argument("--online", action="store_true", help="learn in the simulator (EmailBandit-v0) instead")
     tr.add_argument("--scenario", default="retail", help="--online: built-in scenario name or YAML path")
@@ -338,6 +340,7 @@ def _read_logs(args: argparse.Namespace) -> Any:
 def _cmd_train(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from nextbest.agents.basic import UCB1, EpsilonGreedyBandit, ThompsonBandit
     from nextbest.agents.linear import DirectMethod, LinTS, LinUCB, PolicyLearner
     from nextbest.evaluation import DR, IPS
     from nextbest.logs import validate_logs
@@ -365,6 +368,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     algos = {
         "linucb": lambda: LinUCB(logs.features, names, **options),
         "lints": lambda: LinTS(logs.features, names, **options),
+        "egreedy": lambda: EpsilonGreedyBandit(logs.features, names, **options),
+        "ts": lambda: ThompsonBandit(logs.features, names, **options),
+        "ucb1": lambda: UCB1(logs.features, names, **options),
         "dm": lambda: DirectMethod(logs.features, names, **options),
         "ips-policy": lambda: PolicyLearner(logs.features, names, weighting="ips", **options),
         "dr-policy": lambda: PolicyLearner(logs.features, names, weighting="dr", **options),
@@ -372,7 +378,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     agent = algos[args.algo]()
     if isinstance(agent, PolicyLearner):
         agent.fit(train, seed=args.seed)
-    else:
+    else:  # reward regression (linear agents) or per-action means (non-contextual ones) on the logs
         agent.update(train.contexts, train.actions, train.rewards)
     new = DR().estimate(test, agent.action_probs(test.contexts, test.allowed), seed=args.seed)
     logged = IPS().estimate(test, _logging_probs(test), seed=args.seed)
@@ -389,13 +395,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train_online(args: argparse.Namespace) -> int:
+    from nextbest.agents.basic import UCB1, EpsilonGreedyBandit, ThompsonBandit
     from nextbest.agents.linear import LinTS, LinUCB
     from nextbest.agents.online import run_online
 
-    if args.algo not in ("linucb", "lints"):
-        raise NextbestError(f"--online learns with linucb or lints, not {args.algo!r}")
+    online = {"linucb": LinUCB, "lints": LinTS, "egreedy": EpsilonGreedyBandit, "ts": ThompsonBandit, "ucb1": UCB1}
+    if args.algo not in online:
+        raise NextbestError(f"--online learns with {', '.join(online)}, not {args.algo!r}")
     model = _model(args.scenario)
-    cls = LinUCB if args.algo == "linucb" else LinTS
+    cls = online[args.algo]
     agent = cls(model.features, model.catalog.names, temperature=args.temperature, epsilon=args.epsilon)
     marks = tuple(m for m in (10_000, 50_000, 100_000) if m <= args.steps) + (args.steps,)
     result = run_online(

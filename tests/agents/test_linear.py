@@ -116,3 +116,23 @@ def test_train_command(tmp_path, capsys):
     uniform_logs(20).frame.to_csv(small, index=False)
     assert main(["train", "--algo", "dm", "--logs", str(small), "--out", str(tmp_path / "s.zip")]) == 2
     assert "too few" in capsys.readouterr().err and not (tmp_path / "s.zip").exists()
+
+
+def test_non_contextual_baselines_find_the_best_arm(tmp_path):
+    from nextbest.agents.basic import UCB1, EpsilonGreedyBandit, ThompsonBandit
+
+    rng = np.random.default_rng(2)
+    for cls in (EpsilonGreedyBandit, UCB1, ThompsonBandit):
+        agent = cls(FEATURES, ACTIONS)
+        for _ in range(60):
+            x = rng.normal(size=(100, 2))
+            a = agent.act_online(x, np.ones((100, 3), dtype=bool), rng)
+            agent.update(
+                x, a, np.where(a == 2, 1.0, 0.0) * (rng.random(100) < 0.6) + (a == 1) * (rng.random(100) < 0.4)
+            )
+        assert np.argmax(agent.means) == 2, cls.__name__
+        policy = load(agent.export(tmp_path / f"{cls.__name__}.zip"))
+        x = rng.normal(size=(50, 2))
+        np.testing.assert_allclose(
+            policy.action_probs(x, np.ones((50, 3), bool)), agent.action_probs(x, np.ones((50, 3), bool)), atol=1e-9
+        )
