@@ -22,7 +22,7 @@ from nextbest.policy import Policy
 from nextbest.scenario import Scenario
 from nextbest.simulator import CustomerModel, PolicyValue, Step, make_policy, policy_value, rollout
 
-__all__ = ["bandit_ground_truth", "model_for_logs", "sequential_ground_truth"]
+__all__ = ["bandit_ground_truth", "bandit_truth_rows", "model_for_logs", "sequential_ground_truth"]
 
 _NEEDED = ("scenario_config", "policy", "seed", "n_customers", "days")
 
@@ -46,10 +46,16 @@ def bandit_ground_truth(logs: LoggedFeedback, policies: Sequence[Policy]) -> dic
     Raises:
         DataError: the logs carry no simulation metadata, or re-simulating them does not reproduce them.
     """
+    return {name: float(values.mean()) for name, values in bandit_truth_rows(logs, policies).items()}
+
+
+def bandit_truth_rows(logs: LoggedFeedback, policies: Sequence[Policy]) -> dict[str, np.ndarray]:
+    """Exact expected reward of each policy's choice at every logged decision, ``(n,)`` per policy, in
+    the logs' row order (for intervals over the logged contexts)."""
     model = model_for_logs(logs)
     meta = logs.metadata
     logger = make_policy(meta["policy"], model.features, model.catalog)
-    totals = np.zeros(len(policies))
+    parts: list[list[np.ndarray]] = [[] for _ in policies]
     actions: list[np.ndarray] = []
 
     def score(step: Step) -> None:
@@ -57,7 +63,7 @@ def bandit_ground_truth(logs: LoggedFeedback, policies: Sequence[Policy]) -> dic
         actions.append(step.actions[rows])
         values = model.expected_reward_all(step.traits.take(rows), step.state.take(rows)).astype(np.float64)
         for j, policy in enumerate(policies):
-            totals[j] += float((policy.action_probs(step.obs[rows], step.mask[rows]) * values).sum())
+            parts[j].append((policy.action_probs(step.obs[rows], step.mask[rows]) * values).sum(axis=1))
 
     rollout(model, logger, int(meta["n_customers"]), int(meta["days"]), int(meta["seed"]), on_step=score)
     replayed = np.concatenate(actions)
@@ -65,7 +71,7 @@ def bandit_ground_truth(logs: LoggedFeedback, policies: Sequence[Policy]) -> dic
         raise DataError(
             f"{logs.source}: re-simulating the logs does not reproduce them (edited file, or another version)"
         )
-    return {policy.name: float(totals[j] / len(logs)) for j, policy in enumerate(policies)}
+    return {policy.name: np.concatenate(parts[j]) for j, policy in enumerate(policies)}
 
 
 def sequential_ground_truth(

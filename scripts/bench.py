@@ -320,3 +320,68 @@ def _bench_http(policy: Path, record: dict[str, Any], seconds: float, rate: int 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def bench_bandits(quick: bool = False) -> dict[str, Any]:
+    """Quality and speed of the bandit agents (issue #5).
+
+    * ``bau_true_value`` / ``dr_policy_true_value`` (with 95% intervals over customers): the exact one-step
+      value per decision, on fresh contexts of a BAU-run population, of BAU and of the DR-learned policy
+      trained on ~50,000 logged decisions of the epsilon-BAU logger (BAU needs exploration in its logs to
+      be learned from: a deterministic logger supports nothing else).
+    * ``lints_regret_10k/_50k/_100k``, ``egreedy_regret_100k``: cumulative expected regret online in
+      EmailBandit-v0.
+    * ``bandit_updates_per_s``: LinTS batch updates with 16 actions and 30 features.
+    """
+    from nextbest.agents.basic import EpsilonGreedyBandit
+    from nextbest.agents.linear import LinTS, PolicyLearner
+    from nextbest.agents.online import run_online
+    from nextbest.evaluation.ground_truth import bandit_truth_rows
+    from nextbest.evaluation.intervals import ClusterSums, clt_interval
+    from nextbest.logs import validate_logs
+    from nextbest.scenario import Scenario
+    from nextbest.simulator import CustomerModel, make_policy, simulate
+
+    model = CustomerModel(Scenario.load("retail"))
+    logger = make_policy("bau-epsilon", model.features, model.catalog)
+    customers = 1_000 if quick else 5_000
+    frame = simulate(model, logger, customers, 10, seed=1)
+    train = validate_logs(frame, "train", frame.attrs["nextbest"])
+    learner = PolicyLearner(model.features, model.catalog.names, weighting="dr", epsilon=0.0, name="dr-policy")
+    learner.fit(train, seed=0)
+    frame = simulate(model, logger, customers, 10, seed=2)
+    fresh = validate_logs(frame, "fresh", frame.attrs["nextbest"])
+    bau = make_policy("bau", model.features, model.catalog)
+    truth = bandit_truth_rows(fresh, [bau, learner])
+    figures: dict[str, Any] = {}
+    zeros = np.zeros(len(fresh))
+    for key, name in (("bau", "bau"), ("dr_policy", "dr-policy")):
+        sums = ClusterSums(
+            np.bincount(fresh.clusters, weights=truth[name]),
+            np.bincount(fresh.clusters, weights=zeros),
+            np.bincount(fresh.clusters, weights=zeros),
+            np.bincount(fresh.clusters).astype(np.float64),
+        )
+        lower, upper, _ = clt_interval(sums, 0.95)
+        figures[f"{key}_true_value"] = round(float(truth[name].mean()), 5)
+        figures[f"{key}_true_value_lower"], figures[f"{key}_true_value_upper"] = round(lower, 5), round(upper, 5)
+
+    steps = 10_000 if quick else 100_000
+    marks = (1_000, 5_000, 10_000) if quick else (10_000, 50_000, 100_000)
+    lints = run_online(LinTS(model.features, model.catalog.names), steps, seed=0, checkpoints=marks)
+    for mark, label in zip(marks, ("10k", "50k", "100k"), strict=True):
+        figures[f"lints_regret_{label}"] = round(lints.checkpoints[mark], 2)
+    egreedy = run_online(EpsilonGreedyBandit(model.features, model.catalog.names), steps, seed=0, checkpoints=(steps,))
+    figures["egreedy_regret_100k"] = round(egreedy.checkpoints[steps], 2)
+
+    rng = np.random.default_rng(0)
+    d, k, n = 30, 16, 100_000
+    agent = LinTS(
+        [f"f{i}" for i in range(d)], [f"a{i}" for i in range(k)], feature_mean=np.zeros(d), feature_scale=np.ones(d)
+    )
+    x, a, r = rng.normal(size=(n, d)), rng.integers(0, k, n), rng.normal(size=n)
+    figures["bandit_updates_per_s"] = round(
+        _best_rate(lambda: (agent.update(x, a, r), n)[1], repeats=1 if quick else 3)
+    )
+    figures["sizes"] = {"logged_decisions": len(train), "online_rounds": steps, "quick": quick}
+    return figures

@@ -155,7 +155,7 @@ def _build_parser() -> argparse.ArgumentParser:
     join.add_argument("--out", required=True, type=_out_path, help="logged feedback (.parquet or .csv)")
 
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
-    bench.add_argument("suite", choices=["sim", "ope", "decide"])
+    bench.add_argument("suite", choices=["sim", "ope", "decide", "bandits"])
     bench.add_argument("--seeds", type=_positive, default=None, help="ope: seeds of the accuracy study (default 50)")
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the targets)")
@@ -552,9 +552,12 @@ def _model_from(config: dict[str, Any]) -> Any:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from nextbest.scripts.bench import bench_decide, bench_ope, bench_sim
+    from nextbest.scripts.bench import bench_bandits, bench_decide, bench_ope, bench_sim
 
-    if args.suite == "decide":
+    if args.suite == "bandits":
+        figures = bench_bandits(quick=args.quick)
+        target = "targets: DR policy beats BAU outside both intervals; LinTS regret sublinear, below egreedy"
+    elif args.suite == "decide":
         figures = bench_decide(quick=args.quick)
         target = (
             "targets: linear p50 <= 15 us, p99 <= 60 us; MLP 10x below SB3 p50, p99 <= 100 us; "

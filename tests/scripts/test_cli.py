@@ -133,3 +133,19 @@ def test_bench_decide_quick_prints_every_key(capsys):
         "http_p99_ms",
     ):
         assert figures[key] > 0
+
+
+@pytest.mark.slow
+def test_bench_bandits_quick_prints_every_key(capsys):
+    assert main(["bench", "bandits", "--json", "--quick"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for key in (
+        "bau_true_value",
+        "dr_policy_true_value_lower",
+        "lints_regret_10k",
+        "lints_regret_100k",
+        "egreedy_regret_100k",
+        "bandit_updates_per_s",
+    ):
+        assert key in figures
+    assert figures["dr_policy_true_value_lower"] > figures["bau_true_value_upper"]
