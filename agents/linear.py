@@ -190,7 +190,7 @@ class LinUCB(LinearAgent):
 class LinTS(LinearAgent):
     """Linear Thompson sampling (Agrawal & Goyal 2013): acts on coefficients drawn from N(theta, v^2 A^-1)."""
 
-    def __init__(self, *args: Any, v: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, v: float = 0.2, **kwargs: Any) -> None:
         kwargs.setdefault("name", "lints")
         super().__init__(*args, **kwargs)
         self.v = v

@@ -37,6 +37,7 @@ def run_online(
     n_envs: int = 64,
     scenario: Any = "retail",
     checkpoints: tuple[int, ...] = (),
+    comparator: Any = None,
     progress: bool = False,
 ) -> OnlineResult:
     """Let ``agent`` (anything with ``act_online(obs, mask, rng)`` and ``update(obs, actions, rewards)``)
@@ -48,6 +49,9 @@ def run_online(
         seed: seeds the environments and the agent's exploration.
         n_envs: rounds decided together in one batch.
         checkpoints: rounds at which to record the cumulative regret exactly.
+        comparator: a policy with ``action_probs(obs, mask)`` to measure regret against, instead of the
+            best action given the customer's latent state (which no policy of observations can match, so
+            regret against it grows linearly for every agent). Its greedy choice is the benchmark.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -67,7 +71,12 @@ def run_online(
         take = min(n_envs, steps - done)
         context = obs[:take].copy()
         actions = np.asarray(agent.act_online(context, masks[:take], rng), dtype=np.int64)
-        gap = np.where(masks[:take], truth[:take], -np.inf).max(axis=1) - truth[np.arange(take), actions]
+        if comparator is None:
+            best = np.where(masks[:take], truth[:take], -np.inf).max(axis=1)
+        else:
+            pick = comparator.action_probs(context, masks[:take]).argmax(axis=1)
+            best = truth[np.arange(take), pick]
+        gap = best - truth[np.arange(take), actions]
         expected = truth[np.arange(take), actions]
         got = np.empty(take)
         for i in range(take):
