@@ -28,7 +28,7 @@ import numpy as np
 
 from nextbest.errors import NextbestError
 from nextbest.logs import LoggedFeedback
-from nextbest.policy import BasePolicy, apply_mask
+from nextbest.policy import BasePolicy, exploration_probs
 
 __all__ = ["DirectMethod", "LinTS", "LinUCB", "LinearAgent", "PolicyLearner"]
 
@@ -128,19 +128,9 @@ class LinearAgent(BasePolicy):
         return self._design(obs) @ self._theta.T
 
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The exported policy's probabilities (greedy or softmax on mean scores, epsilon-mixed)."""
-        z = np.where(mask, self.scores(obs), -np.inf)
-        if self.temperature is None:
-            probs = np.zeros(z.shape)
-            probs[np.arange(len(z)), np.argmax(z, axis=1)] = 1.0
-        else:
-            z = z / self.temperature
-            z -= z.max(axis=1, keepdims=True)
-            probs = np.exp(z)
-        probs = apply_mask(probs, mask)
-        if self.epsilon > 0:
-            probs = (1 - self.epsilon) * probs + self.epsilon * apply_mask(np.ones_like(probs), mask)
-        return probs
+        """The exported policy's probabilities (greedy or softmax on mean scores, epsilon-mixed), computed
+        by the same function as the runtime's."""
+        return exploration_probs(self.scores(obs), mask, self.temperature, self.epsilon)
 
     def explore_scores(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Scores the agent acts on while learning online (the mean scores; overridden by UCB and TS)."""

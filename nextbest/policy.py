@@ -19,6 +19,7 @@ __all__ = [
     "Softmax",
     "UniformRandom",
     "apply_mask",
+    "exploration_probs",
     "sample_actions",
 ]
 
@@ -57,6 +58,32 @@ def apply_mask(probs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         p[empty, 0] = 1.0
         total[empty] = 1.0
     return p / total
+
+
+def exploration_probs(scores: np.ndarray, mask: np.ndarray, temperature: float | None, epsilon: float) -> np.ndarray:
+    """Greedy (``temperature`` None) or softmax at ``temperature`` over the allowed actions' scores, mixed
+    with uniform over the allowed actions by ``epsilon``; rows with nothing allowed go to action 0.
+
+    Args:
+        scores: ``(n, k)``; mask: bool ``(n, k)``.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any(axis=1).all():  # a row with nothing allowed: the generic rule sends it to action 0
+        return apply_mask(exploration_probs(scores, np.ones_like(mask), temperature, epsilon), mask)
+    z = np.where(mask, scores, -np.inf)
+    if temperature is None:
+        best = np.argmax(z, axis=1)
+        z[:] = 0.0
+        z[np.arange(len(best)), best] = 1.0
+    else:
+        z /= float(temperature)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+    if epsilon > 0:
+        z *= 1 - epsilon
+        z += mask * (epsilon / mask.sum(axis=1, keepdims=True))
+    return z
 
 
 def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from nextbest.errors import NextbestError
-from nextbest.policy import BasePolicy, apply_mask
+from nextbest.policy import BasePolicy, exploration_probs
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "KEY_ENV", "ArtifactError", "LoadedPolicy", "load", "save_policy"]
 
@@ -318,28 +318,7 @@ class LoadedPolicy(BasePolicy):
 
     def action_probs(self, obs: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Greedy (or softmax at ``temperature``) over the allowed actions, mixed with uniform by epsilon."""
-        mask = np.asarray(mask, dtype=bool)
-        if not mask.any(axis=1).all():  # a row with nothing allowed: the generic rule sends it to action 0
-            return apply_mask(self._probs(self.scores(obs), np.ones_like(mask)), mask)
-        return self._probs(self.scores(obs), mask)
-
-    def _probs(self, scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Masked softmax (or argmax) mixed with uniform over the allowed actions, computed in place
-        (the same operations, in the same order, as :meth:`decide_one`)."""
-        z = np.where(mask, scores, -np.inf)
-        if self.temperature is None:
-            best = np.argmax(z, axis=1)
-            z[:] = 0.0
-            z[np.arange(len(best)), best] = 1.0
-        else:
-            z /= float(self.temperature)
-            z -= z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            z /= z.sum(axis=1, keepdims=True)
-        if self.epsilon > 0:
-            z *= 1 - self.epsilon
-            z += mask * (self.epsilon / mask.sum(axis=1, keepdims=True))
-        return z
+        return exploration_probs(self.scores(obs), mask, self.temperature, self.epsilon)
 
     def reading(self, features: Sequence[str]) -> BasePolicy:
         """This policy as one that reads observations with columns ``features`` (e.g. logged contexts),
