@@ -18,6 +18,7 @@ import hmac
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from nextbest.policies.artifact import ArtifactError, load
 from nextbest.policies.decision_log import DecisionLog
 from nextbest.policies.runtime import Runtime
 
-__all__ = ["TOKEN_ENV", "create_app"]
+__all__ = ["TOKEN_ENV", "create_app", "running_server"]
 
 TOKEN_ENV = "NEXTBEST_API_TOKEN"
 MAX_BODY_BYTES = 1_000_000
@@ -169,3 +170,41 @@ def create_app(
 
         signal.signal(signal.SIGHUP, on_hup)
     return app
+
+
+@contextlib.contextmanager
+def running_server(
+    policy_path: str | os.PathLike[str], *args: str, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> Iterator[str]:
+    """Run ``nextbest serve`` for ``policy_path`` on a free loopback port in a child process (extra CLI
+    ``args`` appended) and yield its base URL once ``/healthz`` answers; stop it on exit. For tests and
+    benchmarks that need a real server."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [sys.executable, "-m", "nextbest.scripts.cli", "serve", "--policy", str(policy_path)]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    proc.kill()
+                    raise RuntimeError(f"nextbest serve did not start: {proc.stderr.read().decode()}") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

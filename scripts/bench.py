@@ -251,42 +251,13 @@ def _bench_http(policy: Path, record: dict[str, Any], seconds: float, rate: int 
     """p99 latency (ms) of single decisions over HTTP at ``rate`` requests/s, open loop, 8 client threads."""
     import http.client
     import json
-    import socket
-    import subprocess
-    import sys
     import threading
+    from urllib.parse import urlsplit
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nextbest.scripts.cli",
-            "serve",
-            "--policy",
-            str(policy),
-            "--port",
-            str(port),
-            "--no-auth",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/healthz")
-                conn.getresponse().read()
-                conn.close()
-                break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    raise RuntimeError("nextbest serve did not start") from None
-                time.sleep(0.1)
+    from nextbest.policies.service import running_server
+
+    with running_server(policy, "--no-auth") as base:
+        port = urlsplit(base).port
         body = json.dumps({"campaign_id": "bench", "customer": record}).encode()
         headers = {"Content-Type": "application/json"}
         latencies: list[float] = []
@@ -317,9 +288,6 @@ def _bench_http(policy: Path, record: dict[str, Any], seconds: float, rate: int 
         for w in workers:
             w.join()
         return round(float(np.percentile(np.asarray(latencies) * 1e3, 99)), 3)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def bench_bandits(quick: bool = False) -> dict[str, Any]:

@@ -2,10 +2,6 @@
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -13,6 +9,7 @@ import numpy as np
 import pytest
 
 from nextbest.policies import save_policy
+from nextbest.policies.service import running_server
 
 FEATURES = ["recency_days", "frequency"]
 ACTIONS = ["no_email", "newsletter@morning", "pct10@evening"]
@@ -34,51 +31,14 @@ def _policy(path, version):
     )
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("svc")
     policy = _policy(folder / "policy.zip", "1")
-    port = _free_port()
     env = {**os.environ, "NEXTBEST_API_TOKEN": TOKEN, "NEXTBEST_ID_KEY": "svc-key"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nextbest.scripts.cli",
-            "serve",
-            "--policy",
-            str(policy),
-            "--port",
-            str(port),
-            "--log",
-            str(folder / "log.jsonl"),
-            "--campaign",
-            "camp",
-            "--campaign",
-            "c",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stderr.read().decode()) from None
-            time.sleep(0.1)
-    yield base, folder, policy
-    proc.terminate()
-    proc.wait(timeout=10)
+    args = ["--log", str(folder / "log.jsonl"), "--campaign", "camp", "--campaign", "c"]
+    with running_server(policy, *args, env=env) as base:
+        yield base, folder, policy
 
 
 def call(base, path, body=None, token=TOKEN, raw=None):
