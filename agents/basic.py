@@ -14,7 +14,6 @@ import numpy as np
 
 from nextbest.agents.linear import LinearAgent
 from nextbest.errors import NextbestError
-from nextbest.logs import LoggedFeedback
 
 __all__ = ["UCB1", "EpsilonGreedyBandit", "ThompsonBandit"]
 
@@ -45,10 +44,6 @@ class _Counts(LinearAgent):
     @property
     def means(self) -> np.ndarray:
         return np.divide(self.sums, self.counts, out=np.zeros_like(self.sums), where=self.counts > 0)
-
-    def fit(self, logs: LoggedFeedback) -> _Counts:
-        self.update(logs.contexts, logs.actions, logs.rewards)
-        return self
 
 
 class EpsilonGreedyBandit(_Counts):

@@ -122,6 +122,13 @@ class LinearAgent(BasePolicy):
         self._theta = np.linalg.solve(np.swapaxes(chol, 1, 2), y)[..., 0]
         self._chol = chol
 
+    def fit(self, logs: LoggedFeedback) -> LinearAgent:
+        """Learn from logged decisions (reward regression per action); also the warm start of an online
+        agent, which then goes on learning with :meth:`update`."""
+        _check_logs_match(self, logs)
+        self.update(logs.contexts, logs.actions, logs.rewards)
+        return self
+
     # ------------------------------------------------------------------------------------ acting
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """``(n, k)`` mean predicted reward of each action."""
@@ -202,10 +209,6 @@ class DirectMethod(LinearAgent):
         kwargs.setdefault("name", "dm")
         super().__init__(*args, **kwargs)
 
-    def fit(self, logs: LoggedFeedback) -> DirectMethod:
-        self.update(logs.contexts, logs.actions, logs.rewards)
-        return self
-
 
 class PolicyLearner(LinearAgent):
     """Off-policy policy learning: per-action regression of IPS or doubly robust pseudo-rewards.
@@ -226,6 +229,7 @@ class PolicyLearner(LinearAgent):
     def fit(self, logs: LoggedFeedback, seed: int = 0) -> PolicyLearner:
         from nextbest.evaluation import RidgeRewardModel
 
+        _check_logs_match(self, logs)
         n, k = len(logs), len(self.actions)
         inverse = 1.0 / logs.propensities
         if self.clip is not None:
@@ -245,3 +249,17 @@ class PolicyLearner(LinearAgent):
             self.update(x, np.full(n, a), gamma[:, a])
         self.n_updates = n
         return self
+
+
+def _check_logs_match(agent: LinearAgent, logs: LoggedFeedback) -> None:
+    """Logs must carry the agent's features (same order) and, when they name them, its actions."""
+    if tuple(logs.features) != agent.features:
+        raise NextbestError(
+            f"{logs.source}: the logs' features {list(logs.features)} are not the agent's {list(agent.features)}"
+        )
+    if logs.action_names and tuple(logs.action_names) != agent.actions:
+        raise NextbestError(
+            f"{logs.source}: the logs' action catalog is not the agent's ({len(agent.actions)} actions)"
+        )
+    if logs.n_actions > len(agent.actions):
+        raise NextbestError(f"{logs.source}: the logs have {logs.n_actions} actions, the agent {len(agent.actions)}")

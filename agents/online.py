@@ -8,6 +8,7 @@ environment's ground truth), not against noisy rewards.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +22,15 @@ __all__ = ["OnlineResult", "run_online"]
 
 @dataclass(frozen=True)
 class OnlineResult:
-    """Cumulative expected regret and reward after ``rounds[i]`` rounds."""
+    """Cumulative expected regret and reward after ``rounds[i]`` rounds; ``checkpoints`` maps a round to
+    the exact cumulative regret then; ``references`` the cumulative expected reward each reference policy
+    would have earned on the same contexts."""
 
     rounds: list[int]
     regret: list[float]
     reward: list[float]
     checkpoints: dict[int, float] = field(default_factory=dict)
+    references: dict[str, float] = field(default_factory=dict)
 
 
 def run_online(
@@ -38,6 +42,7 @@ def run_online(
     scenario: Any = "retail",
     checkpoints: tuple[int, ...] = (),
     comparator: Any = None,
+    references: Mapping[str, Any] | None = None,
     progress: bool = False,
 ) -> OnlineResult:
     """Let ``agent`` (anything with ``act_online(obs, mask, rng)`` and ``update(obs, actions, rewards)``)
@@ -63,6 +68,8 @@ def run_online(
     obs = np.stack([o for o, _ in first])
     masks = np.stack([i["action_mask"] for _, i in first])
     truth = np.stack([i["expected_rewards"] for _, i in first])
+    references = dict(references or {})
+    reference_reward = dict.fromkeys(references, 0.0)
     done, regret, reward = 0, 0.0, 0.0
     rounds, regrets, rewards, marks = [], [], [], {}
     pending = sorted(checkpoints)
@@ -78,6 +85,8 @@ def run_online(
             best = truth[np.arange(take), pick]
         gap = best - truth[np.arange(take), actions]
         expected = truth[np.arange(take), actions]
+        for name, policy in references.items():
+            reference_reward[name] += float((policy.action_probs(context, masks[:take]) * truth[:take]).sum())
         got = np.empty(take)
         for i in range(take):
             got[i] = envs[i].step(int(actions[i]))[1]
@@ -94,4 +103,4 @@ def run_online(
         rewards.append(reward)
         bar.update(take)
     bar.close()
-    return OnlineResult(rounds, regrets, rewards, marks)
+    return OnlineResult(rounds, regrets, rewards, marks, reference_reward)

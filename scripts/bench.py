@@ -301,10 +301,15 @@ def bench_bandits(quick: bool = False) -> dict[str, Any]:
       EmailBandit-v0, against the best linear policy of the observations (per-action least squares on the
       exact expected rewards of fresh contexts) - the best policy the linear agents can represent; against
       the latent-state oracle every observation-based agent's regret grows linearly.
+      ``lints_regret_per_round_to_*`` is the regret per round within each stretch (falling = sublinear).
+    * ``best_fixed_true_value`` / ``best_linear_true_value``: the best single action for everyone, and the
+      best linear policy, on the same fresh contexts - the gap the contextual agents have to learn;
+      ``dm_uniform_true_value``: a linear reward model fitted on ``uniform_decisions`` uniformly explored
+      decisions (how much data the contextual part needs at this reward noise).
     * ``bandit_updates_per_s``: LinTS batch updates with 16 actions and 30 features.
     """
     from nextbest.agents.basic import EpsilonGreedyBandit
-    from nextbest.agents.linear import LinTS, PolicyLearner
+    from nextbest.agents.linear import DirectMethod, LinTS, PolicyLearner
     from nextbest.agents.online import run_online
     from nextbest.evaluation.ground_truth import bandit_truth_rows
     from nextbest.evaluation.intervals import ClusterSums, clt_interval
@@ -319,13 +324,20 @@ def bench_bandits(quick: bool = False) -> dict[str, Any]:
     train = validate_logs(frame, "train", frame.attrs["nextbest"])
     learner = PolicyLearner(model.features, model.catalog.names, weighting="dr", epsilon=0.0, name="dr-policy")
     learner.fit(train, seed=0)
+    explored = simulate(model, make_policy("random", model.features, model.catalog), customers * 5, 10, seed=3)
+    uniform = DirectMethod(model.features, model.catalog.names, ridge=100.0, name="dm-uniform")
+    uniform.fit(validate_logs(explored, "uniform", explored.attrs["nextbest"]))
     frame = simulate(model, logger, customers, 10, seed=2)
     fresh = validate_logs(frame, "fresh", frame.attrs["nextbest"])
     bau = make_policy("bau", model.features, model.catalog)
-    truth = bandit_truth_rows(fresh, [bau, learner])
+    comparator = _best_linear_policy(model, n=5_000 if quick else 20_000)
+    fixed = [make_policy(f"always:{a}", model.features, model.catalog) for a in model.catalog.names]
+    truth = bandit_truth_rows(fresh, [bau, learner, comparator, uniform, *fixed])
+    truth["best-fixed"] = max((truth[p.name] for p in fixed), key=np.mean)
     figures: dict[str, Any] = {}
     zeros = np.zeros(len(fresh))
-    for key, name in (("bau", "bau"), ("dr_policy", "dr-policy")):
+    names = ("bau", "dr-policy", "best-fixed", "best-linear", "dm-uniform")
+    for key, name in ((n.replace("-", "_"), n) for n in names):
         sums = ClusterSums(
             np.bincount(fresh.clusters, weights=truth[name]),
             np.bincount(fresh.clusters, weights=zeros),
@@ -338,12 +350,16 @@ def bench_bandits(quick: bool = False) -> dict[str, Any]:
 
     steps = 10_000 if quick else 100_000
     marks = (1_000, 5_000, 10_000) if quick else (10_000, 50_000, 100_000)
-    comparator = _best_linear_policy(model, n=5_000 if quick else 20_000)
     lints = run_online(
         LinTS(model.features, model.catalog.names), steps, seed=0, checkpoints=marks, comparator=comparator
     )
+    previous = (0, 0.0)
     for mark, label in zip(marks, ("10k", "50k", "100k"), strict=True):
         figures[f"lints_regret_{label}"] = round(lints.checkpoints[mark], 2)
+        # regret per round within each stretch: falling = sublinear growth
+        rate = (lints.checkpoints[mark] - previous[1]) / (mark - previous[0])
+        figures[f"lints_regret_per_round_to_{label}"] = round(rate, 5)
+        previous = (mark, lints.checkpoints[mark])
     egreedy = run_online(
         EpsilonGreedyBandit(model.features, model.catalog.names),
         steps,
@@ -362,7 +378,12 @@ def bench_bandits(quick: bool = False) -> dict[str, Any]:
     figures["bandit_updates_per_s"] = round(
         _best_rate(lambda: (agent.update(x, a, r), n)[1], repeats=1 if quick else 3)
     )
-    figures["sizes"] = {"logged_decisions": len(train), "online_rounds": steps, "quick": quick}
+    figures["sizes"] = {
+        "logged_decisions": len(train),
+        "uniform_decisions": uniform.n_updates,
+        "online_rounds": steps,
+        "quick": quick,
+    }
     return figures
 
 

@@ -116,7 +116,9 @@ def _build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--algo", required=True, choices=["linucb", "lints", "egreedy", "ts", "ucb1", "dm", "ips-policy", "dr-policy"]
     )
-    tr.add_argument("--logs", type=Path, default=None, help="logged feedback (.parquet or .csv)")
+    tr.add_argument(
+        "--logs", type=Path, default=None, help="logged feedback (.parquet or .csv); with --online, the warm start"
+    )
     tr.add_argument("--online", action="store_true", help="learn in the simulator (EmailBandit-v0) instead")
     tr.add_argument("--scenario", default="retail", help="--online: built-in scenario name or YAML path")
     tr.add_argument("--steps", type=_positive, default=100_000, help="--online: rounds")
@@ -379,7 +381,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if isinstance(agent, PolicyLearner):
         agent.fit(train, seed=args.seed)
     else:  # reward regression (linear agents) or per-action means (non-contextual ones) on the logs
-        agent.update(train.contexts, train.actions, train.rewards)
+        agent.fit(train)
     new = DR().estimate(test, agent.action_probs(test.contexts, test.allowed), seed=args.seed)
     logged = IPS().estimate(test, _logging_probs(test), seed=args.seed)
     ope = {"estimator": "dr", "value": new.value, "lower": new.lower, "upper": new.upper, "holdout_rows": len(test)}
@@ -398,6 +400,7 @@ def _train_online(args: argparse.Namespace) -> int:
     from nextbest.agents.basic import UCB1, EpsilonGreedyBandit, ThompsonBandit
     from nextbest.agents.linear import LinTS, LinUCB
     from nextbest.agents.online import run_online
+    from nextbest.simulator import make_policy
 
     online = {"linucb": LinUCB, "lints": LinTS, "egreedy": EpsilonGreedyBandit, "ts": ThompsonBandit, "ucb1": UCB1}
     if args.algo not in online:
@@ -405,25 +408,37 @@ def _train_online(args: argparse.Namespace) -> int:
     model = _model(args.scenario)
     cls = online[args.algo]
     agent = cls(model.features, model.catalog.names, temperature=args.temperature, epsilon=args.epsilon)
+    if args.logs is not None:  # warm start: learn from the logs first, then go on learning online
+        logs = _read_logs(args)
+        agent.fit(logs)
+        print(f"warm start: {len(logs):,} logged decisions from {args.logs}")
+    bau = make_policy("bau", model.features, model.catalog)
     marks = tuple(m for m in (10_000, 50_000, 100_000) if m <= args.steps) + (args.steps,)
     result = run_online(
-        agent, args.steps, args.seed, scenario=model.scenario, checkpoints=marks, progress=sys.stderr.isatty()
+        agent,
+        args.steps,
+        args.seed,
+        scenario=model.scenario,
+        checkpoints=marks,
+        references={"bau": bau},
+        progress=sys.stderr.isatty(),
     )
     agent.export(args.out)
     regret = ", ".join(f"{k:,}: {v:.1f}" for k, v in sorted(result.checkpoints.items()))
     print(
         f"{args.algo} online, {args.steps:,} rounds: cumulative expected regret {regret}; "
-        f"mean expected reward {result.reward[-1] / args.steps:.4f} per decision"
+        f"mean expected reward {result.reward[-1] / args.steps:.4f} per decision "
+        f"vs BAU {result.references['bau'] / args.steps:.4f} on the same customers (simulator ground truth)"
     )
     print(f"policy: {args.out}")
     return 0
 
 
 def _logging_probs(logs: Any) -> Any:
-    import numpy as np
-
     """The logging policy's probabilities (the logged vector, or one that gives the logged action its
     propensity and spreads the rest evenly: importance weight 1 either way)."""
+    import numpy as np
+
     if logs.action_probs is not None:
         return logs.action_probs
     k = logs.n_actions

@@ -34,3 +34,54 @@ def test_train_online_command(tmp_path, capsys):
     assert main(["train", "--algo", "lints", "--online", "--steps", "500", "--out", str(tmp_path / "p.zip")]) == 0
     assert "cumulative expected regret" in capsys.readouterr().out and (tmp_path / "p.zip").exists()
     assert main(["train", "--algo", "dm", "--online", "--steps", "10", "--out", str(tmp_path / "q.zip")]) == 2
+
+
+def _bau_logs(model, tmp_path):
+    from nextbest.logs import load_logs
+    from nextbest.simulator import make_policy, simulate_to_file
+
+    path = tmp_path / "logs.parquet"
+    simulate_to_file(model, make_policy("bau-epsilon", model.features, model.catalog), 400, path, 5, seed=4)
+    return path, load_logs(path)
+
+
+def test_warm_start_from_logs_then_online(model, tmp_path):
+    _, logs = _bau_logs(model, tmp_path)
+    agent = LinTS(model.features, model.catalog.names).fit(logs)
+    assert agent.n_updates == len(logs)
+    warm = agent.scores(logs.contexts[:50]).copy()
+    assert np.abs(warm).sum() > 0  # the logs taught it something before its first online round
+    result = run_online(agent, 256, seed=2, references={"never": NeverEmailPolicy()})
+    assert agent.n_updates == len(logs) + 256 and not np.allclose(agent.scores(logs.contexts[:50]), warm)
+    assert result.references["never"] < result.reward[-1]
+
+
+def test_warm_start_refuses_logs_of_other_features(model, tmp_path):
+    import pytest
+
+    from nextbest.errors import NextbestError
+
+    _, logs = _bau_logs(model, tmp_path)
+    with pytest.raises(NextbestError, match="features"):
+        LinTS(model.features[::-1], model.catalog.names).fit(logs)
+    with pytest.raises(NextbestError, match="action catalog"):
+        LinTS(model.features, model.catalog.names[::-1]).fit(logs)
+
+
+def test_train_online_warm_started_command(model, tmp_path, capsys):
+    path, logs = _bau_logs(model, tmp_path)
+    out = tmp_path / "p.zip"
+    assert (
+        main(["train", "--algo", "linucb", "--logs", str(path), "--online", "--steps", "300", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"warm start: {len(logs):,} logged decisions" in printed and "vs BAU" in printed and out.exists()
+
+
+class NeverEmailPolicy:
+    """A reference policy that never emails."""
+
+    def action_probs(self, obs, mask):
+        probs = np.zeros(mask.shape)
+        probs[:, 0] = 1.0
+        return probs
