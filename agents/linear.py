@@ -226,11 +226,14 @@ class PolicyLearner(LinearAgent):
         self.weighting = weighting
         self.clip = clip
 
-    def fit(self, logs: LoggedFeedback, seed: int = 0) -> PolicyLearner:
+    def fit(self, logs: LoggedFeedback, seed: int = 0, progress: bool = False) -> PolicyLearner:
+        from tqdm.auto import tqdm
+
         from nextbest.evaluation import RidgeRewardModel
 
         _check_logs_match(self, logs)
         n, k = len(logs), len(self.actions)
+        bar = tqdm(total=k + 1, desc=f"{self.name} fit", unit="model", disable=not progress)
         inverse = 1.0 / logs.propensities
         if self.clip is not None:
             inverse = np.minimum(inverse, self.clip)
@@ -244,9 +247,12 @@ class PolicyLearner(LinearAgent):
             gamma = q + taken * (residual * inverse)[:, None]
         else:
             gamma = taken * (logs.rewards * inverse)[:, None]
+        bar.update()
         x = logs.contexts
         for a in range(k):  # every row informs every action's model
             self.update(x, np.full(n, a), gamma[:, a])
+            bar.update()
+        bar.close()
         self.n_updates = n
         return self
 

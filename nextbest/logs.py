@@ -166,6 +166,12 @@ def validate_logs(
     if len(frame) == 0:
         raise DataError(f"{source}: no rows")
     missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing == ["propensity"]:
+        raise DataError(
+            f"{source}: missing column 'propensity' (the logging policy's probability of each logged action); "
+            "for logs from outside nextbest name it with --propensity-col COLUMN, or give one known value "
+            "for every row with --propensity P (e.g. 0.25 for a uniform four-way split)"
+        )
     if missing:
         raise DataError(f"{source}: missing column {missing[0]!r} (required: {', '.join(REQUIRED)})")
     frame = frame.reset_index(drop=True)

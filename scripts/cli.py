@@ -379,7 +379,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     }
     agent = algos[args.algo]()
     if isinstance(agent, PolicyLearner):
-        agent.fit(train, seed=args.seed)
+        agent.fit(train, seed=args.seed, progress=sys.stderr.isatty())
     else:  # reward regression (linear agents) or per-action means (non-contextual ones) on the logs
         agent.fit(train)
     new = DR().estimate(test, agent.action_probs(test.contexts, test.allowed), seed=args.seed)

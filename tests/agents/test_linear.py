@@ -136,3 +136,15 @@ def test_non_contextual_baselines_find_the_best_arm(tmp_path):
         np.testing.assert_allclose(
             policy.action_probs(x, np.ones((50, 3), bool)), agent.action_probs(x, np.ones((50, 3), bool)), atol=1e-9
         )
+
+
+def test_train_bad_logs_exit_2_without_artifact(tmp_path, capsys):
+    frame = uniform_logs(3000).frame
+    no_propensity = tmp_path / "no_prop.csv"
+    frame.drop(columns=["propensity"]).to_csv(no_propensity, index=False)
+    outside = tmp_path / "outside.csv"
+    frame.assign(action=np.where(np.arange(len(frame)) == 7, 3, frame["action"])).to_csv(outside, index=False)
+    for path, message in ((no_propensity, "--propensity"), (outside, "row 7: outside the catalog")):
+        out = tmp_path / "p.zip"
+        assert main(["train", "--algo", "dr-policy", "--logs", str(path), "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err and not out.exists()
