@@ -32,10 +32,18 @@ class PopulationVecEnv(VecEnv):
         num_envs: customers stepped together.
         scenario: a :class:`~nextbest.Scenario`, a built-in scenario name or a YAML path.
         seed: seed of the first reset.
+        reward, unsubscribe_penalty: training reward (see :class:`~nextbest.envs.population.EmailPopulationEnv`).
     """
 
-    def __init__(self, num_envs: int = 64, scenario: ScenarioLike = "retail", seed: int | None = None) -> None:
-        self.env = EmailPopulationEnv(num_envs, scenario)
+    def __init__(
+        self,
+        num_envs: int = 64,
+        scenario: ScenarioLike = "retail",
+        seed: int | None = None,
+        reward: str = "realised",
+        unsubscribe_penalty: float = 0.0,
+    ) -> None:
+        self.env = EmailPopulationEnv(num_envs, scenario, reward, unsubscribe_penalty)
         super().__init__(num_envs, self.env.single_observation_space, self.env.single_action_space)
         self._seed = seed
         self._actions: np.ndarray | None = None

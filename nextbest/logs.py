@@ -251,6 +251,52 @@ def validate_logs(
     return LoggedFeedback(frame, features, action_names, metadata, source)
 
 
+def check_episodes(logs: LoggedFeedback) -> tuple[np.ndarray, np.ndarray]:
+    """Check that sequential logs hold whole trajectories and return ``(order, terminal)``: the row
+    indices sorted by (episode, step), and per row whether it ends its episode (a ``done``,
+    ``terminated`` or ``truncated`` flag, or the episode's last logged step).
+
+    Raises:
+        DataError: no ``episode_id``/``step`` columns, a step logged twice or missing (an episode must
+            run 0, 1, 2, ...), or a step after the one flagged ``terminated`` (or ``done``).
+    """
+    frame = logs.frame
+    if not logs.is_sequential:
+        raise DataError(f"{logs.source}: missing column 'episode_id' or 'step' (trajectories are needed)")
+    episode = pd.factorize(frame["episode_id"])[0].astype(np.int64)
+    step = frame["step"].to_numpy(dtype=np.int64)
+    order = np.lexsort((step, episode))
+    ep, st = episode[order], step[order]
+    first = np.r_[True, ep[1:] != ep[:-1]]
+    expected = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    bad = np.flatnonzero(st != expected)
+    if bad.size:
+        row = int(order[bad[0]])
+        problem = "logged twice" if st[bad[0]] < expected[bad[0]] else f"comes after a missing step {expected[bad[0]]}"
+        raise _where(
+            logs.source,
+            "step",
+            np.array([row]),
+            f"episode {frame['episode_id'].iloc[row]}: step {st[bad[0]]} {problem}",
+        )
+    last = np.r_[ep[1:] != ep[:-1], True]
+    ended = np.zeros(len(frame), dtype=bool)
+    for flag in ("terminated", "done"):
+        if flag in frame.columns:
+            ended |= frame[flag].to_numpy(dtype=bool)
+    after = np.flatnonzero(ended[order] & ~last)
+    if after.size:
+        row = int(order[after[0] + 1])
+        raise _where(
+            logs.source, "step", np.array([row]), f"episode {frame['episode_id'].iloc[row]} goes on after it ended"
+        )
+    terminal = np.zeros(len(frame), dtype=bool)
+    terminal[order[last]] = True
+    if "truncated" in frame.columns:
+        terminal |= frame["truncated"].to_numpy(dtype=bool)
+    return order, terminal | ended
+
+
 def load_logs(path: str | os.PathLike[str]) -> LoggedFeedback:
     """Read logged feedback from Parquet or CSV (by suffix) and validate it.
 

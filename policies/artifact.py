@@ -43,6 +43,8 @@ FORMAT_VERSION = 1
 KEY_ENV = "NEXTBEST_POLICY_KEY"
 KINDS = ("linear", "mlp", "table")
 ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+#: subtracted from the score of an action outside an MLP's support network's support (see ``save_policy``)
+UNSUPPORTED = 1e6
 
 
 class ArtifactError(NextbestError):
@@ -81,6 +83,7 @@ def save_policy(
     activation: str = "tanh",
     table_feature: str | None = None,
     table_edges: Sequence[float] | None = None,
+    support: Mapping[str, Any] | None = None,
     guardrails: Mapping[str, Any] | None = None,
     training_data_sha256: str | None = None,
     ope: Mapping[str, Any] | None = None,
@@ -99,6 +102,10 @@ def save_policy(
         feature_mean, feature_scale: normalisation ``(x - mean) / scale`` before the model (default none).
         epsilon, temperature: exploration: probabilities are the softmax of scores / temperature
             (argmax when ``None``), mixed with uniform over the allowed actions with weight ``epsilon``.
+        support: MLPs only: ``{"threshold": tau, "arrays": {"w0": ..., "b0": ..., ...}}``, a second MLP
+            (same activation) giving behaviour-model logits ``g``; an action with
+            ``softmax(g)[a] < tau * max softmax(g)`` loses :data:`UNSUPPORTED` from its score, so the
+            policy keeps to actions the training data showed (batch-constrained Q-learning).
         guardrails, training_data_sha256, ope: recorded in the manifest.
         key: sign the manifest with HMAC-SHA256 (default: ``NEXTBEST_POLICY_KEY`` if set).
     """
@@ -123,6 +130,12 @@ def save_policy(
     }
     if kind == "mlp":
         manifest["activation"] = activation
+    arrays = dict(arrays)
+    if support is not None:
+        if kind != "mlp":
+            raise ArtifactError(f"{path}: only MLP policies take a support network")
+        manifest["support"] = {"threshold": float(support["threshold"])}
+        arrays.update({f"support_{m}": a for m, a in support["arrays"].items()})
     if kind == "table":
         manifest["table"] = {"feature": table_feature, "edges": list(table_edges or [])}
     members = {}
@@ -234,15 +247,7 @@ class LoadedPolicy(BasePolicy):
         if self.kind == "linear":
             self._layers = [(self._need(arrays, "coef", (d, k)), self._need(arrays, "intercept", (k,)))]
         elif self.kind == "mlp":
-            self._layers, width, i = [], d, 0
-            while f"w{i}" in arrays:
-                w = arrays[f"w{i}"]
-                if w.ndim != 2 or w.shape[0] != width:
-                    raise ArtifactError(f"{source}: w{i} has shape {w.shape}, expected ({width}, ...)")
-                self._layers.append((w.astype(np.float64), self._need(arrays, f"b{i}", (w.shape[1],))))
-                width, i = w.shape[1], i + 1
-            if not self._layers or width != k:
-                raise ArtifactError(f"{source}: the MLP's last layer must have {k} outputs (one per action)")
+            self._layers = self._mlp(arrays, "", d, k)
             activation = manifest.get("activation", "tanh")
             if activation not in ACTIVATIONS:
                 raise ArtifactError(f"{source}: unknown activation {activation!r}")
@@ -256,14 +261,57 @@ class LoadedPolicy(BasePolicy):
             self._scores = self._need(arrays, "scores", (self._edges.size + 1, k))
         else:
             raise ArtifactError(f"{source}: unknown kind {self.kind!r} (known: {', '.join(KINDS)})")
+        self._support: list[tuple[np.ndarray, np.ndarray]] = []
+        if "support" in manifest:
+            try:
+                threshold = float(manifest["support"]["threshold"])
+            except (KeyError, TypeError, ValueError):
+                raise ArtifactError(f"{source}: support needs a numeric threshold") from None
+            if self.kind != "mlp" or not 0 < threshold <= 1:
+                raise ArtifactError(f"{source}: a support network needs an MLP policy and 0 < threshold <= 1")
+            self._support = self._mlp(arrays, "support_", d, k)
+            self._log_threshold = float(np.log(threshold))
         if self.kind != "table":
-            # (x - mean) / scale @ W + b == x @ (W / scale) + (b - (mean / scale) @ W): one matmul fewer
-            w, b = self._layers[0]
-            self._layers[0] = (w / self._scale[:, None], b - (self._mean / self._scale) @ w)
             # MLPs run in float32 (like the torch networks they come from): twice the rows per second; the
             # scores are then taken to float64 for the probabilities, identically on every path.
             self._dtype = np.float32 if self.kind == "mlp" else np.float64
-            self._layers = [(w.astype(self._dtype), b.astype(self._dtype)) for w, b in self._layers]
+            self._layers = self._fold(self._layers)
+            self._support = self._fold(self._support) if self._support else []
+
+    def _mlp(
+        self, arrays: Mapping[str, np.ndarray], prefix: str, d: int, k: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        layers, width, i = [], d, 0
+        while f"{prefix}w{i}" in arrays:
+            w = arrays[f"{prefix}w{i}"]
+            if w.ndim != 2 or w.shape[0] != width:
+                raise ArtifactError(f"{self.source}: {prefix}w{i} has shape {w.shape}, expected ({width}, ...)")
+            layers.append((w.astype(np.float64), self._need(arrays, f"{prefix}b{i}", (w.shape[1],))))
+            width, i = w.shape[1], i + 1
+        if not layers or width != k:
+            raise ArtifactError(f"{self.source}: the {prefix}MLP's last layer must have {k} outputs (one per action)")
+        return layers
+
+    def _fold(self, layers: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The normalisation folded into the first layer, in the run dtype:
+        (x - mean) / scale @ W + b == x @ (W / scale) + (b - (mean / scale) @ W), one matmul fewer."""
+        w, b = layers[0]
+        layers = [(w / self._scale[:, None], b - (self._mean / self._scale) @ w), *layers[1:]]
+        return [(w.astype(self._dtype), b.astype(self._dtype)) for w, b in layers]
+
+    def _forward(self, layers: list[tuple[np.ndarray, np.ndarray]], h: np.ndarray) -> np.ndarray:
+        last = len(layers) - 1
+        for i, (w, b) in enumerate(layers):
+            h = h @ w + b
+            if self.kind == "mlp" and i < last:
+                h = self._activation(h)
+        return h.astype(np.float64, copy=False)
+
+    def _constrain(self, scores: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Scores of actions outside the support network's support, lowered by ``UNSUPPORTED``."""
+        g = self._forward(self._support, h)
+        outside = g < g.max(axis=-1, keepdims=True) + self._log_threshold
+        return np.where(outside, scores - UNSUPPORTED, scores)
 
     def _need(self, arrays: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
         if name not in arrays:
@@ -281,11 +329,8 @@ class LoadedPolicy(BasePolicy):
             bucket = np.searchsorted(self._edges, x[:, self._table_column], side="right")
             return self._scores[bucket]
         h = x.astype(self._dtype, copy=False)
-        for i, (w, b) in enumerate(self._layers):
-            h = h @ w + b
-            if self.kind == "mlp" and i < len(self._layers) - 1:
-                h = self._activation(h)
-        return h.astype(np.float64, copy=False)
+        scores = self._forward(self._layers, h)
+        return self._constrain(scores, h) if self._support else scores
 
     def decide_one(self, x: np.ndarray, may_email: bool) -> tuple[np.ndarray, np.ndarray]:
         """``(scores, probabilities)`` for one customer's raw features ``(d,)``: the same numbers as
@@ -295,12 +340,9 @@ class LoadedPolicy(BasePolicy):
             scores = self._scores[int(np.searchsorted(self._edges, x[self._table_column], side="right"))]
         else:
             h = x.astype(self._dtype, copy=False)
-            last = len(self._layers) - 1
-            for i, (w, b) in enumerate(self._layers):
-                h = h @ w + b
-                if i < last:
-                    h = self._activation(h)
-            scores = h.astype(np.float64, copy=False)
+            scores = self._forward(self._layers, h)
+            if self._support:
+                scores = self._constrain(scores, h)
         k = self.n_actions
         probs = np.zeros(k)
         if not may_email:

@@ -405,3 +405,82 @@ def _best_linear_policy(model: Any, n: int) -> Any:
     for a in range(t.shape[1]):
         best.update(x, np.full(len(x), a), t[:, a])
     return best
+
+
+def bench_rl(
+    quick: bool = False,
+    ppo_steps: int | None = None,
+    unsubscribe_penalty: float = 60.0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Lifetime value of RL policies against BAU, random and the best myopic bandit (issue #6).
+
+    Every policy is valued by the simulator over the scenario's 90 days on the same 20,000 fresh
+    customers (``policy_value``, exact expected rewards, 95% interval) and described by what it did:
+    emails per customer, the share of them carrying a discount, unsubscribes per email sent
+    (``_unsub_rate``, the industry's unsubscribe rate) and the share of customers who unsubscribed.
+
+    * ``bandit``: the better (by true value) of the one-step DR-learned policy (from 90 days of
+      epsilon-BAU logs of 5,000 customers) and LinTS after 100,000 online rounds - both myopic;
+    * ``maskable_ppo``: MaskablePPO trained online on ``ppo_steps`` customer-days with the expected
+      daily reward and ``unsubscribe_penalty`` per unsubscribe (the worth of a subscriber after the
+      horizon; a training aid only - the values below never include it); ``ppo_train_steps_per_s``;
+    * ``cql``: discrete CQL on 90 days of epsilon-BAU logs (BAU with 10% uniform exploration) of 20,000
+      customers.
+    """
+    from nextbest.agents.linear import LinTS, PolicyLearner
+    from nextbest.agents.offline import DiscreteCQL
+    from nextbest.agents.online import run_online
+    from nextbest.agents.rl import train_online
+    from nextbest.logs import validate_logs
+    from nextbest.scenario import Scenario
+    from nextbest.simulator import CustomerModel, make_policy, policy_value, simulate
+
+    model = CustomerModel(Scenario.load("retail"))
+    n_eval = 2_000 if quick else 20_000
+    eval_seed = 10_000
+    figures: dict[str, Any] = {}
+    sizes: dict[str, Any] = {"eval_customers": n_eval, "quick": quick}
+
+    def record(key: str, policy: Any) -> float:
+        value = policy_value(policy, model, n_eval, seed=eval_seed)
+        sends = value.sends_per_customer
+        figures[f"{key}_value"] = round(value.mean, 4)
+        figures[f"{key}_value_lower"], figures[f"{key}_value_upper"] = round(value.lower, 4), round(value.upper, 4)
+        figures[f"{key}_unsub_rate"] = round(value.unsubscribe_rate / max(sends, 1e-9), 5)
+        figures[f"{key}_unsubscribed_share"] = round(value.unsubscribe_rate, 4)
+        figures[f"{key}_sends_per_customer"] = round(sends, 2)
+        figures[f"{key}_discount_share"] = round(value.discount_share, 3)
+        return value.mean
+
+    for key in ("bau", "random"):
+        record(key, make_policy(key, model.features, model.catalog))
+
+    logger = make_policy("bau-epsilon", model.features, model.catalog)
+    frame = simulate(model, logger, 1_000 if quick else 5_000, None, seed=1)
+    one_step = validate_logs(frame, "bandit-train", frame.attrs["nextbest"])
+    dr = PolicyLearner(model.features, model.catalog.names, weighting="dr", name="dr-policy").fit(one_step)
+    lints = LinTS(model.features, model.catalog.names)
+    run_online(lints, 10_000 if quick else 100_000, seed=0)
+    bandits = {"dr-policy": dr, "lints": lints}
+    scores = {name: policy_value(p, model, n_eval // 4, seed=eval_seed + 1).mean for name, p in bandits.items()}
+    best = max(scores, key=scores.get)
+    record("bandit", bandits[best])
+    sizes["bandit"] = best
+
+    steps = ppo_steps or (200_000 if quick else 15_000_000)
+    trained = train_online(
+        "maskable-ppo", steps, model.scenario, seed=0, unsubscribe_penalty=unsubscribe_penalty, progress=progress
+    )
+    record("maskable_ppo", trained.policy())
+    figures["ppo_train_steps_per_s"] = round(trained.steps_per_s)
+    sizes.update(ppo_steps=steps, unsubscribe_penalty=unsubscribe_penalty, ppo_train_seconds=round(trained.seconds))
+
+    frame = simulate(model, logger, 2_000 if quick else 20_000, None, seed=2)
+    bau_logs = validate_logs(frame, "bau-epsilon", frame.attrs["nextbest"])
+    cql = DiscreteCQL(model.features, model.catalog.names, steps=2_000 if quick else 30_000, seed=0)
+    cql.fit(bau_logs, progress=progress)
+    record("cql", cql)
+    sizes["cql_logged_decisions"] = len(bau_logs)
+    figures["sizes"] = sizes
+    return figures

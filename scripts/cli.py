@@ -67,6 +67,11 @@ def _add_mapping_flags(parser: argparse.ArgumentParser) -> None:
     ext.add_argument("--context-cols", default=None, help="comma-separated context columns (default: all others)")
 
 
+BANDIT_ALGOS = ("linucb", "lints", "egreedy", "ts", "ucb1", "dm", "ips-policy", "dr-policy")
+ONLINE_RL_ALGOS = ("ppo", "maskable-ppo", "a2c", "dqn")
+OFFLINE_RL_ALGOS = ("bc", "cql", "bcq", "fqi")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from nextbest.simulator.baselines import BUILTIN_POLICIES
 
@@ -113,15 +118,27 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_seed, default=0)
 
     tr = sub.add_parser("train", help="learn a next-best-action policy from logged data and export it")
-    tr.add_argument(
-        "--algo", required=True, choices=["linucb", "lints", "egreedy", "ts", "ucb1", "dm", "ips-policy", "dr-policy"]
-    )
+    tr.add_argument("--algo", required=True, choices=[*BANDIT_ALGOS, *ONLINE_RL_ALGOS, *OFFLINE_RL_ALGOS])
     tr.add_argument(
         "--logs", type=Path, default=None, help="logged feedback (.parquet or .csv); with --online, the warm start"
     )
-    tr.add_argument("--online", action="store_true", help="learn in the simulator (EmailBandit-v0) instead")
+    tr.add_argument(
+        "--online", action="store_true", help="learn in the simulator (bandits: EmailBandit-v0, RL: EmailPopulation-v0)"
+    )
     tr.add_argument("--scenario", default="retail", help="--online: built-in scenario name or YAML path")
-    tr.add_argument("--steps", type=_positive, default=100_000, help="--online: rounds")
+    tr.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        help="bandits --online: rounds (100,000); RL --online: customer-days (10,000,000); "
+        "offline RL: gradient steps (20,000)",
+    )
+    tr.add_argument(
+        "--unsubscribe-penalty",
+        type=float,
+        default=None,
+        help="RL --online: currency charged per unsubscribe while training (a subscriber's worth after the horizon)",
+    )
     tr.add_argument("--out", required=True, type=Path, help="policy artifact to write (.zip)")
     tr.add_argument("--temperature", type=float, default=None, help="softmax temperature of the exported policy")
     tr.add_argument("--epsilon", type=float, default=0.05, help="exploration mixed into the exported policy")
@@ -157,7 +174,7 @@ def _build_parser() -> argparse.ArgumentParser:
     join.add_argument("--out", required=True, type=_out_path, help="logged feedback (.parquet or .csv)")
 
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
-    bench.add_argument("suite", choices=["sim", "ope", "decide", "bandits"])
+    bench.add_argument("suite", choices=["sim", "ope", "decide", "bandits", "rl"])
     bench.add_argument("--seeds", type=_positive, default=None, help="ope: seeds of the accuracy study (default 50)")
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the targets)")
@@ -349,6 +366,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() != ".zip" or not args.out.parent.is_dir():
         raise NextbestError(f"{args.out}: expected a .zip path in an existing directory")
+    if args.algo in ONLINE_RL_ALGOS:
+        if not args.online:
+            raise NextbestError(
+                f"{args.algo} learns online in the simulator: add --online (offline RL: bc, cql, bcq, fqi)"
+            )
+        return _train_rl_online(args)
+    if args.algo in OFFLINE_RL_ALGOS:
+        if args.online or args.logs is None:
+            raise NextbestError(f"{args.algo} learns from logged trajectories: give --logs LOGS (and no --online)")
+        return _train_rl_offline(args)
     if args.online:
         return _train_online(args)
     if args.logs is None:
@@ -413,10 +440,11 @@ def _train_online(args: argparse.Namespace) -> int:
         agent.fit(logs)
         print(f"warm start: {len(logs):,} logged decisions from {args.logs}")
     bau = make_policy("bau", model.features, model.catalog)
-    marks = tuple(m for m in (10_000, 50_000, 100_000) if m <= args.steps) + (args.steps,)
+    steps = args.steps or 100_000
+    marks = tuple(m for m in (10_000, 50_000, 100_000) if m <= steps) + (steps,)
     result = run_online(
         agent,
-        args.steps,
+        steps,
         args.seed,
         scenario=model.scenario,
         checkpoints=marks,
@@ -426,10 +454,82 @@ def _train_online(args: argparse.Namespace) -> int:
     agent.export(args.out)
     regret = ", ".join(f"{k:,}: {v:.1f}" for k, v in sorted(result.checkpoints.items()))
     print(
-        f"{args.algo} online, {args.steps:,} rounds: cumulative expected regret {regret}; "
-        f"mean expected reward {result.reward[-1] / args.steps:.4f} per decision "
-        f"vs BAU {result.references['bau'] / args.steps:.4f} on the same customers (simulator ground truth)"
+        f"{args.algo} online, {steps:,} rounds: cumulative expected regret {regret}; "
+        f"mean expected reward {result.reward[-1] / steps:.4f} per decision "
+        f"vs BAU {result.references['bau'] / steps:.4f} on the same customers (simulator ground truth)"
     )
+    print(f"policy: {args.out}")
+    return 0
+
+
+def _describe(value: Any) -> str:
+    """One policy's ground truth: value with interval, and how it got there."""
+    return (
+        f"{value.mean:.3f} [{value.lower:.3f}, {value.upper:.3f}] per customer "
+        f"({value.sends_per_customer:.1f} emails, {value.discount_share:.0%} with a discount, "
+        f"{value.unsubscribe_rate:.1%} unsubscribed)"
+    )
+
+
+def _train_rl_online(args: argparse.Namespace) -> int:
+    from nextbest.agents.rl import train_online
+    from nextbest.simulator import make_policy, policy_value
+
+    model = _model(args.scenario)
+    steps = args.steps or 10_000_000
+    options = {} if args.unsubscribe_penalty is None else {"unsubscribe_penalty": args.unsubscribe_penalty}
+    trained = train_online(
+        args.algo,
+        steps,
+        model.scenario,
+        args.seed,
+        eval_every=max(steps // 5, 1),
+        progress=sys.stderr.isatty(),
+        report=lambda line: print(line, file=sys.stderr),
+        **options,
+    )
+    temperature = 1.0 if args.temperature is None else args.temperature
+    final = trained.history[-1][1]
+    trained.export(args.out, temperature=temperature, epsilon=args.epsilon)
+    bau = policy_value(make_policy("bau", model.features, model.catalog), model, final.n_customers, seed=10_000)
+    print(f"{args.algo} online, {trained.sb3_model.num_timesteps:,} customer-days at {trained.steps_per_s:,.0f}/s")
+    print(f"true value over {final.horizon} days: {_describe(final)}")
+    print(f"              BAU on the same customers: {_describe(bau)}")
+    print(f"policy: {args.out}")
+    return 0
+
+
+def _train_rl_offline(args: argparse.Namespace) -> int:
+    from nextbest.agents.offline import OFFLINE_ALGORITHMS
+    from nextbest.evaluation.ground_truth import model_for_logs
+    from nextbest.simulator import make_policy, policy_value
+
+    logs = _read_logs(args)
+    options = {"epsilon": args.epsilon, "seed": args.seed, "steps": args.steps or 20_000}
+    if args.temperature is not None:
+        options["temperature"] = args.temperature
+    agent = OFFLINE_ALGORITHMS[args.algo](logs.features, logs.action_names or range(logs.n_actions), **options)
+    agent.fit(logs, progress=sys.stderr.isatty())
+    agent.export(args.out, training_data_sha256=_sha256_file(args.logs))
+    print(f"{args.algo}: trained on {len(logs):,} logged decisions")
+    if logs.metadata.get("scenario_config") is not None:  # simulated logs: ground truth over the logged days
+        model = model_for_logs(logs)
+        days, customers = int(logs.metadata["days"]), min(int(logs.metadata["n_customers"]), 20_000)
+        logger = make_policy(logs.metadata["policy"], model.features, model.catalog)
+        for label, policy in (("new policy", agent), ("logging policy", logger)):
+            value = policy_value(policy, model, customers, days, seed=10_000)
+            print(f"  {label:>14}: true value over {days} days {_describe(value)}")
+    else:
+        from nextbest.evaluation.sequential import estimate_sequential
+
+        (fqe,) = estimate_sequential(logs, agent.action_probs(logs.contexts, logs.allowed), estimators=("fqe",))
+        import numpy as np
+
+        logged = np.bincount(logs.clusters, weights=logs.rewards).mean()
+        print(
+            f"  value per customer by FQE {fqe.value:.3f} [{fqe.lower:.3f}, {fqe.upper:.3f}] vs logged "
+            f"{logged:.3f} (FQE is a model-based estimate: check it with `nextbest evaluate --episodes`)"
+        )
     print(f"policy: {args.out}")
     return 0
 
@@ -567,9 +667,15 @@ def _model_from(config: dict[str, Any]) -> Any:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from nextbest.scripts.bench import bench_bandits, bench_decide, bench_ope, bench_sim
+    from nextbest.scripts.bench import bench_bandits, bench_decide, bench_ope, bench_rl, bench_sim
 
-    if args.suite == "bandits":
+    if args.suite == "rl":
+        figures = bench_rl(quick=args.quick, progress=not args.json and sys.stderr.isatty())
+        target = (
+            "targets: maskable_ppo >= 1.15 x BAU and >= 1.05 x bandit, unsubscribe rate <= BAU's; "
+            "cql >= 1.05 x BAU; each online agent within 15 minutes"
+        )
+    elif args.suite == "bandits":
         figures = bench_bandits(quick=args.quick)
         target = "targets: DR policy beats BAU outside both intervals; LinTS regret sublinear, below egreedy"
     elif args.suite == "decide":

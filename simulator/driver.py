@@ -123,10 +123,13 @@ def rollout(
 
 @dataclass(frozen=True)
 class PolicyValue:
-    """Ground-truth value of a policy: mean return per customer with a 95% normal interval.
+    """Ground-truth value of a policy: mean return per customer with a 95% normal interval, and what the
+    policy did to get it.
 
     The interval is mean ± 1.96 standard errors over independent customers; returns use the exact
     expected reward of each day's action (a Rao-Blackwellised, lower-variance Monte Carlo estimate).
+    ``sends_per_customer`` counts emails over the horizon, ``discount_share`` the share of them carrying
+    a discount or free shipping, ``unsubscribe_rate`` the share of customers who unsubscribed.
     """
 
     policy: str
@@ -136,6 +139,9 @@ class PolicyValue:
     std_error: float
     n_customers: int
     horizon: int
+    sends_per_customer: float = float("nan")
+    discount_share: float = float("nan")
+    unsubscribe_rate: float = float("nan")
 
     def __str__(self) -> str:
         return f"{self.policy}: {self.mean:.4f} per customer (95% CI {self.lower:.4f} .. {self.upper:.4f})"
@@ -170,15 +176,30 @@ def policy_value(
     model = scenario if isinstance(scenario, CustomerModel) else CustomerModel(scenario)
     horizon = model.scenario.horizon_days if horizon is None else horizon
     expected = np.zeros(n_customers)
+    counts = np.zeros(3)  # sends, discounted sends, unsubscribes
 
     def add(step: Step) -> None:
         reward = model.expected_reward(step.traits, step.state, step.actions)
         expected[:] += np.where(step.active, reward, 0.0)
+        executed = step.actions[step.active]
+        sent = model.catalog.sends[executed] > 0
+        counts[:] += (sent.sum(), model.discount_actions[executed].sum(), step.outcome.unsubscribed[step.active].sum())
 
     rollout(model, policy, n_customers, horizon, seed, on_step=add, progress=progress)
     mean = float(expected.mean())
     se = float(expected.std(ddof=1) / np.sqrt(n_customers)) if n_customers > 1 else float("inf")
-    return PolicyValue(policy.name, mean, mean - 1.96 * se, mean + 1.96 * se, se, n_customers, horizon)
+    return PolicyValue(
+        policy.name,
+        mean,
+        mean - 1.96 * se,
+        mean + 1.96 * se,
+        se,
+        n_customers,
+        horizon,
+        sends_per_customer=float(counts[0] / n_customers),
+        discount_share=float(counts[1] / max(counts[0], 1.0)),
+        unsubscribe_rate=float(counts[2] / n_customers),
+    )
 
 
 class LogCollector:

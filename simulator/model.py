@@ -364,6 +364,8 @@ class CustomerModel:
             "click_lift": table(np.array([0.0] + [offers[i].click_lift for i in cat.offer_index[1:]])),
             "recommends": table(np.array([0.0] + [float(offers[i].recommends_category) for i in cat.offer_index[1:]])),
         }
+        #: actions whose offer is an incentive (a discount or free shipping), ``(n_actions,)`` bool
+        self.discount_actions = o_incentive[a_offer] > 0
         self.margins = np.array([c.margin_rate for c in scenario.categories.values()])
         self.popularity = np.array([c.popularity for c in scenario.categories.values()])
         self.popularity = self.popularity / self.popularity.sum()

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from nextbest import Scenario
@@ -12,3 +14,12 @@ def scenario() -> Scenario:
 @pytest.fixture(scope="session")
 def model(scenario: Scenario) -> CustomerModel:
     return CustomerModel(scenario)
+
+
+def pytest_configure(config):
+    """Under pytest-xdist every worker would run torch on all cores: two workers x two threads on two
+    cores makes training tests ~10x slower. One thread per worker."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
