@@ -137,7 +137,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--unsubscribe-penalty",
         type=float,
         default=None,
-        help="RL --online: currency charged per unsubscribe while training (a subscriber's worth after the horizon)",
+        help="RL --online: currency charged per unsubscribe while training (a subscriber's worth after the "
+        "horizon; default 60)",
     )
     tr.add_argument("--out", required=True, type=Path, help="policy artifact to write (.zip)")
     tr.add_argument("--temperature", type=float, default=None, help="softmax temperature of the exported policy")
@@ -472,6 +473,8 @@ def _describe(value: Any) -> str:
 
 
 def _train_rl_online(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
     from nextbest.agents.rl import train_online
     from nextbest.simulator import make_policy, policy_value
 
@@ -485,7 +488,7 @@ def _train_rl_online(args: argparse.Namespace) -> int:
         args.seed,
         eval_every=max(steps // 5, 1),
         progress=sys.stderr.isatty(),
-        report=lambda line: print(line, file=sys.stderr),
+        report=lambda line: tqdm.write(line, file=sys.stderr),
         **options,
     )
     temperature = 1.0 if args.temperature is None else args.temperature

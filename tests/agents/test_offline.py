@@ -124,3 +124,15 @@ def test_train_offline_command(logs, tmp_path, capsys):
     assert "step 4 comes after a missing step 3" in capsys.readouterr().err and not bad.exists()
     assert main(["train", "--algo", "cql", "--online", "--out", str(bad)]) == 2
     assert "--logs" in capsys.readouterr().err
+
+
+def test_train_offline_on_simulated_logs_prints_ground_truth(model, tmp_path, capsys):
+    from nextbest.simulator import make_policy, simulate_to_file
+
+    path = tmp_path / "logs.parquet"
+    simulate_to_file(model, make_policy("bau-epsilon", model.features, model.catalog), 300, path, 10, seed=2)
+    out = tmp_path / "bc.zip"
+    assert main(["train", "--algo", "bc", "--logs", str(path), "--steps", "100", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "new policy: true value over 10 days" in printed and "logging policy: true value" in printed
+    assert len(load(out).manifest["training_data_sha256"]) == 64

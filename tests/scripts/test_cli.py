@@ -149,3 +149,14 @@ def test_bench_bandits_quick_prints_every_key(capsys):
     ):
         assert key in figures
     assert figures["dr_policy_true_value_lower"] > figures["bau_true_value_upper"]
+
+
+@pytest.mark.slow
+def test_bench_rl_quick_prints_every_key(capsys):
+    assert main(["bench", "rl", "--json", "--quick"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    for policy in ("bau", "random", "bandit", "maskable_ppo", "cql"):
+        for suffix in ("value", "value_lower", "value_upper", "unsub_rate", "sends_per_customer", "discount_share"):
+            assert f"{policy}_{suffix}" in figures
+    assert figures["ppo_train_steps_per_s"] > 0
+    assert figures["bau_value_lower"] <= figures["bau_value"] <= figures["bau_value_upper"]
