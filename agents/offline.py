@@ -59,9 +59,19 @@ class Transitions:
     action_names: tuple[str, ...]
 
     @classmethod
-    def from_logs(cls, logs: LoggedFeedback) -> Transitions:
+    def from_logs(
+        cls, logs: LoggedFeedback, smooth_rewards: bool = False, unsubscribe_penalty: float = 0.0, seed: int = 0
+    ) -> Transitions:
         """Checks that the logs are whole trajectories (see :func:`nextbest.logs.check_episodes`) with
-        next-state features, then pairs every row with its successor's guardrail mask."""
+        next-state features, then pairs every row with its successor's guardrail mask.
+
+        Args:
+            smooth_rewards: replace each logged reward by a cross-fitted per-action ridge prediction of it
+                (out-of-fold by customer): a purchase follows well under 1% of decisions, so the realised
+                reward is mostly noise; the prediction keeps its mean given the context and action.
+            unsubscribe_penalty: currency charged per logged unsubscribe (column ``unsubscribed``): what a
+                subscriber is worth after the logged horizon (see :func:`nextbest.agents.rl.train_online`).
+        """
         order, terminal = check_episodes(logs)
         next_obs = logs.next_contexts
         if next_obs is None:
@@ -73,10 +83,22 @@ class Transitions:
         successor = order[1:][~terminal[order[:-1]]]
         next_allowed[follows] = allowed[successor]
         names = logs.action_names or tuple(str(a) for a in range(logs.n_actions))
+        rewards = logs.rewards
+        if unsubscribe_penalty:
+            if "unsubscribed" not in logs.frame.columns:
+                raise DataError(f"{logs.source}: missing column 'unsubscribed' (needed for an unsubscribe penalty)")
+            rewards = rewards - unsubscribe_penalty * logs.frame["unsubscribed"].to_numpy(dtype=np.float64)
+        if smooth_rewards:
+            from nextbest.evaluation import RidgeRewardModel
+
+            q = RidgeRewardModel().cross_fit(
+                logs.contexts, logs.actions, rewards, logs.clusters, logs.n_actions, np.random.default_rng(seed)
+            )
+            rewards = q[np.arange(len(logs)), logs.actions]
         return cls(
             logs.contexts,
             logs.actions,
-            logs.rewards,
+            rewards,
             next_obs,
             terminal,
             allowed,
@@ -113,7 +135,9 @@ class OfflineAgent(BasePolicy):
         gamma: discount per decision (Q-learners).
         temperature, epsilon: the exported policy's exploration (default: greedy for the Q-learners,
             softmax at temperature 1 for BC).
-        seed: seeds torch and the minibatch draws.
+        smooth_rewards, unsubscribe_penalty: how rewards are read from the logs (see
+            :meth:`Transitions.from_logs`).
+        seed: seeds torch, the minibatch draws and the reward model's folds.
     """
 
     temperature_default: float | None = None
@@ -130,6 +154,8 @@ class OfflineAgent(BasePolicy):
         gamma: float = 0.99,
         temperature: Any = _DEFAULT,
         epsilon: float = 0.0,
+        smooth_rewards: bool = False,
+        unsubscribe_penalty: float = 0.0,
         seed: int = 0,
         name: str | None = None,
     ) -> None:
@@ -141,6 +167,8 @@ class OfflineAgent(BasePolicy):
         self.hidden, self.steps, self.batch_size, self.lr, self.gamma = tuple(hidden), steps, batch_size, lr, gamma
         self.temperature = self.temperature_default if temperature is _DEFAULT else temperature
         self.epsilon = epsilon
+        self.smooth_rewards = smooth_rewards
+        self.unsubscribe_penalty = unsubscribe_penalty
         self.seed = seed
         self.name = name or self.algo
         self.mean: np.ndarray | None = None
@@ -154,7 +182,11 @@ class OfflineAgent(BasePolicy):
     # ----------------------------------------------------------------------------------- training
     def fit(self, data: LoggedFeedback | Transitions, progress: bool = False) -> OfflineAgent:
         """Learn from logged trajectories (validated logs or ready :class:`Transitions`)."""
-        t = data if isinstance(data, Transitions) else Transitions.from_logs(data)
+        t = (
+            data
+            if isinstance(data, Transitions)
+            else Transitions.from_logs(data, self.smooth_rewards, self.unsubscribe_penalty, self.seed)
+        )
         if t.features != self.features:
             raise NextbestError(f"the logs' features {list(t.features)} are not the agent's {list(self.features)}")
         if len(t.action_names) != len(self.actions):

@@ -426,7 +426,7 @@ def bench_rl(
       daily reward and ``unsubscribe_penalty`` per unsubscribe (the worth of a subscriber after the
       horizon; a training aid only - the values below never include it); ``ppo_train_steps_per_s``;
     * ``cql``: discrete CQL on 90 days of epsilon-BAU logs (BAU with 10% uniform exploration) of 20,000
-      customers.
+      customers, with the same unsubscribe penalty on the logged rewards.
     """
     from nextbest.agents.linear import LinTS, PolicyLearner
     from nextbest.agents.offline import DiscreteCQL
@@ -478,7 +478,13 @@ def bench_rl(
 
     frame = simulate(model, logger, 2_000 if quick else 20_000, None, seed=2)
     bau_logs = validate_logs(frame, "bau-epsilon", frame.attrs["nextbest"])
-    cql = DiscreteCQL(model.features, model.catalog.names, steps=2_000 if quick else 30_000, seed=0)
+    cql = DiscreteCQL(
+        model.features,
+        model.catalog.names,
+        steps=2_000 if quick else 30_000,
+        unsubscribe_penalty=unsubscribe_penalty,
+        seed=0,
+    )
     cql.fit(bau_logs, progress=progress)
     record("cql", cql)
     sizes["cql_logged_decisions"] = len(bau_logs)

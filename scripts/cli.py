@@ -137,8 +137,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--unsubscribe-penalty",
         type=float,
         default=None,
-        help="RL --online: currency charged per unsubscribe while training (a subscriber's worth after the "
-        "horizon; default 60)",
+        help="RL: currency charged per unsubscribe while training (a subscriber's worth after the horizon; "
+        "default 60, offline only when the logs have an 'unsubscribed' column)",
     )
     tr.add_argument("--out", required=True, type=Path, help="policy artifact to write (.zip)")
     tr.add_argument("--temperature", type=float, default=None, help="softmax temperature of the exported policy")
@@ -508,7 +508,15 @@ def _train_rl_offline(args: argparse.Namespace) -> int:
     from nextbest.simulator import make_policy, policy_value
 
     logs = _read_logs(args)
-    options = {"epsilon": args.epsilon, "seed": args.seed, "steps": args.steps or 20_000}
+    penalty = args.unsubscribe_penalty
+    if penalty is None:  # the online default, when the logs say who unsubscribed
+        penalty = 60.0 if "unsubscribed" in logs.frame.columns else 0.0
+    options = {
+        "epsilon": args.epsilon,
+        "seed": args.seed,
+        "steps": args.steps or 20_000,
+        "unsubscribe_penalty": penalty,
+    }
     if args.temperature is not None:
         options["temperature"] = args.temperature
     agent = OFFLINE_ALGORITHMS[args.algo](logs.features, logs.action_names or range(logs.n_actions), **options)

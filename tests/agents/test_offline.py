@@ -136,3 +136,15 @@ def test_train_offline_on_simulated_logs_prints_ground_truth(model, tmp_path, ca
     printed = capsys.readouterr().out
     assert "new policy: true value over 10 days" in printed and "logging policy: true value" in printed
     assert len(load(out).manifest["training_data_sha256"]) == 64
+
+
+def test_reward_options_of_the_transitions(logs):
+    with pytest.raises(DataError, match="'unsubscribed'"):
+        Transitions.from_logs(logs, unsubscribe_penalty=60.0)
+    frame = logs.frame.assign(unsubscribed=(logs.frame["step"] == 2).astype(float))
+    marked = validate_logs(frame, "chain.csv", {"action_names": ACTIONS})
+    charged = Transitions.from_logs(marked, unsubscribe_penalty=60.0)
+    np.testing.assert_allclose(charged.rewards, logs.rewards - 60.0 * (logs.frame["step"] == 2))
+    smooth = Transitions.from_logs(logs, smooth_rewards=True)
+    assert smooth.rewards.std() < logs.rewards.std()
+    assert abs(smooth.rewards.mean() - logs.rewards.mean()) < 0.01  # ridge with intercepts keeps the mean
