@@ -47,6 +47,9 @@ ALGORITHMS: dict[str, type] = {"ppo": PPO, "a2c": A2C, "dqn": DQN, "maskable-ppo
 #: currency units a month, 16 actions). ``n_envs`` customers are stepped together; the discount
 #: ``gamma=0.99`` (a ~100-day look-ahead) covers the horizon, so fatigue, habituation and unsubscribes
 #: weeks later count against today's discount. Anything passed to :func:`train_online` overrides these.
+#: Measured on ``retail`` (true value per customer over 90 days; BAU 3.35): MaskablePPO 3.93 after 15M
+#: steps (``nextbest bench rl``); A2C ~3.40 after 3M steps and DQN 2.63 after 1M (2,000-customer checks,
+#: +-0.22) - PPO-family is the one to use here.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": {
         "n_envs": 256,

@@ -152,3 +152,36 @@ def test_reading_picks_columns_by_name(tmp_path):
     )
     with pytest.raises(ArtifactError, match="reads feature 'frequency'"):
         policy.reading(["recency_days", "consent"])
+
+
+def test_support_network_keeps_scores_to_the_supported_actions(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = {"w0": rng.normal(size=(2, 4)), "b0": np.zeros(4), "w1": rng.normal(size=(4, 3)), "b1": np.zeros(3)}
+    behaviour = {"w0": np.zeros((2, 3)), "b0": np.log([0.7, 0.25, 0.05])}  # action 2 is rare in the data
+    path = save_policy(
+        tmp_path / "bcq.zip",
+        kind="mlp",
+        name="bcq",
+        features=["x", "y"],
+        actions=["no_email", "a", "b"],
+        arrays=layers,
+        activation="relu",
+        support={"threshold": 0.3, "arrays": behaviour},
+    )
+    policy = load(path)
+    x = rng.normal(size=(200, 2))
+    mask = np.ones((200, 3), dtype=bool)
+    assert (policy.action_probs(x, mask)[:, 2] == 0).all()  # 0.05 < 0.3 * 0.7: never chosen
+    assert policy.action_probs(x, mask)[:, 1].max() == 1  # 0.25 >= 0.21: still in play
+    for i in range(10):
+        np.testing.assert_array_equal(policy.decide_one(x[i], True)[1], policy.action_probs(x[i : i + 1], mask[:1])[0])
+    with pytest.raises(ArtifactError, match="only MLP policies"):
+        save_policy(
+            tmp_path / "lin.zip",
+            kind="linear",
+            name="lin",
+            features=["x", "y"],
+            actions=["no_email", "a", "b"],
+            arrays={"coef": np.zeros((2, 3)), "intercept": np.zeros(3)},
+            support={"threshold": 0.3, "arrays": behaviour},
+        )
