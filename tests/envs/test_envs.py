@@ -110,3 +110,25 @@ def test_population_env_vectorized_contract():
             day = env.single_observation_space.shape[0] - 6  # campaign_day precedes the 5 one-hot columns
             assert (obs[done, day] == 0).all()  # replaced by fresh customers on day 0
     assert saw_reset and saw_truncation
+
+
+@pytest.mark.slow
+def test_expected_reward_mode_has_the_realised_mean():
+    """Same objective, less noise: with the same seed the customers evolve identically, and the mean
+    expected reward matches the mean realised reward within sampling error."""
+    realised, expected = EmailPopulationEnv(4096), EmailPopulationEnv(4096, reward="expected")
+    rng = np.random.default_rng(0)
+    r_sum, e_sum, r_sq = [], [], []
+    realised.reset(seed=7)
+    expected.reset(seed=7)
+    for _ in range(20):
+        actions = rng.integers(0, realised.single_action_space.n, 4096)
+        r_sum.append(realised.step(actions)[1])
+        e_sum.append(expected.step(actions)[1])
+    r, e = np.concatenate(r_sum), np.concatenate(e_sum)
+    assert e.std() < r.std() / 3
+    assert abs(r.mean() - e.mean()) < 4 * r.std() / np.sqrt(r.size)
+    with pytest.raises(ValueError, match="reward"):
+        EmailPopulationEnv(4, reward="lucky")
+    with pytest.raises(ValueError, match="unsubscribe_penalty"):
+        EmailPopulationEnv(4, unsubscribe_penalty=-1.0)
