@@ -118,7 +118,7 @@ def test_expected_reward_mode_has_the_realised_mean():
     expected reward matches the mean realised reward within sampling error."""
     realised, expected = EmailPopulationEnv(4096), EmailPopulationEnv(4096, reward="expected")
     rng = np.random.default_rng(0)
-    r_sum, e_sum, r_sq = [], [], []
+    r_sum, e_sum = [], []
     realised.reset(seed=7)
     expected.reset(seed=7)
     for _ in range(20):
