@@ -519,7 +519,8 @@ def _train_rl_offline(args: argparse.Namespace) -> int:
     }
     if args.temperature is not None:
         options["temperature"] = args.temperature
-    agent = OFFLINE_ALGORITHMS[args.algo](logs.features, logs.action_names or range(logs.n_actions), **options)
+    names = logs.action_names or tuple(str(a) for a in range(logs.n_actions))
+    agent = OFFLINE_ALGORITHMS[args.algo](logs.features, names, **options)
     agent.fit(logs, progress=sys.stderr.isatty())
     agent.export(args.out, training_data_sha256=_sha256_file(args.logs))
     print(f"{args.algo}: trained on {len(logs):,} logged decisions")
@@ -531,11 +532,11 @@ def _train_rl_offline(args: argparse.Namespace) -> int:
             value = policy_value(policy, model, customers, days, seed=10_000)
             print(f"  {label:>14}: true value over {days} days {_describe(value)}")
     else:
+        import numpy as np
+
         from nextbest.evaluation.sequential import estimate_sequential
 
         (fqe,) = estimate_sequential(logs, agent.action_probs(logs.contexts, logs.allowed), estimators=("fqe",))
-        import numpy as np
-
         logged = np.bincount(logs.clusters, weights=logs.rewards).mean()
         print(
             f"  value per customer by FQE {fqe.value:.3f} [{fqe.lower:.3f}, {fqe.upper:.3f}] vs logged "
