@@ -84,13 +84,13 @@ class EmailPopulationEnv(VectorEnv):
             raise ValueError(f"actions must be in [0, {m.catalog.n_actions})")
         guardrail = (actions != 0) & (m.may_email(self._state) == 0)
         executed = np.where(guardrail, 0, actions)
+        probs = m.probabilities(self._traits, self._state, executed)  # one pass serves reward and outcome
+        out = m.sample_outcome(self._traits, self._state, executed, self._np_random, probs=probs)
+        state = m.transition(self._traits, self._state, executed, out)
         if self.reward == "expected":
-            reward = m.expected_reward(self._traits, self._state, executed)
-            if self.unsubscribe_penalty:
-                p = m.probabilities(self._traits, self._state, executed)
-                reward = reward - self.unsubscribe_penalty * p.p_open * p.p_unsubscribe
-        state, out = m.step(self._traits, self._state, executed, self._np_random)
-        if self.reward == "realised":
+            reward = m.expected_reward(self._traits, self._state, executed, probs=probs)
+            reward = reward - self.unsubscribe_penalty * probs.p_open * probs.p_unsubscribe
+        else:
             reward = out.reward - self.unsubscribe_penalty * out.unsubscribed
         terminated = (out.unsubscribed > 0) | (out.churned > 0)
         truncated = ~terminated & (state.t >= self.horizon)

@@ -579,15 +579,24 @@ class CustomerModel:
         rec_margin = ops.take(self._margins, ops.maximum(state.last_category, 0))
         return (1.0 - share) * traits.margin_rate + share * rec_margin
 
-    def expected_reward(self, traits: Traits, state: State, actions: Any, hour: Any = None, ops: Any = ARRAY) -> Any:
+    def expected_reward(
+        self,
+        traits: Traits,
+        state: State,
+        actions: Any,
+        hour: Any = None,
+        ops: Any = ARRAY,
+        probs: Probabilities | None = None,
+    ) -> Any:
         """Exact expected reward today of ``actions`` for each customer (currency units, shape ``(n,)``).
 
         E[r] = P(buy via email) * (V m_email - cost_after)
              + P(open) (1 - P(click) P(buy|click)) q_open (V m - cost_after)
              + (1 - P(open)) q_closed (V m - cost_now) - send_cost * sent,
         with V the customer's mean order value and m the expected margin rate over categories.
+        ``probs``: :meth:`probabilities` of the same arguments, if the caller already has them.
         """
-        p = self.probabilities(traits, state, actions, hour, ops)
+        p = self.probabilities(traits, state, actions, hour, ops) if probs is None else probs
         value = traits.order_value_mean
         cost_after = self._coupon_cost(p.coupon_after_open, value, ops)
         cost_now = self._coupon_cost(p.coupon_now, value, ops)
@@ -617,10 +626,12 @@ class CustomerModel:
         rng: np.random.Generator,
         hour: Any = None,
         ops: Any = ARRAY,
+        probs: Probabilities | None = None,
     ) -> Outcome:
-        """Draw today's outcome for each customer."""
+        """Draw today's outcome for each customer (``probs``: :meth:`probabilities` of the same arguments,
+        if the caller already has them)."""
         T, S = traits, state
-        p = self.probabilities(T, S, actions, hour, ops)
+        p = self.probabilities(T, S, actions, hour, ops) if probs is None else probs
         u = ops.uniforms(rng, 4, S.engagement)
         p_clicked = p.p_open * p.p_click
         opened = ops.as_flag(u[0] < p.p_open)
