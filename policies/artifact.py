@@ -300,10 +300,11 @@ class LoadedPolicy(BasePolicy):
         return [(w.astype(self._dtype), b.astype(self._dtype)) for w, b in layers]
 
     def _forward(self, layers: list[tuple[np.ndarray, np.ndarray]], h: np.ndarray) -> np.ndarray:
+        """Layers with the activation between them (a linear policy is one layer)."""
         last = len(layers) - 1
         for i, (w, b) in enumerate(layers):
             h = h @ w + b
-            if self.kind == "mlp" and i < last:
+            if i < last:
                 h = self._activation(h)
         return h.astype(np.float64, copy=False)
 
