@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from nextbest.agents.scaling import Scaling
 from nextbest.errors import DataError, NextbestError
 from nextbest.logs import LoggedFeedback, check_episodes
 from nextbest.policy import BasePolicy, exploration_probs
@@ -140,6 +141,7 @@ class OfflineAgent(BasePolicy):
         seed: seeds torch, the minibatch draws and the reward model's folds.
     """
 
+    algo = "offline"
     temperature_default: float | None = None
 
     def __init__(
@@ -171,13 +173,10 @@ class OfflineAgent(BasePolicy):
         self.unsubscribe_penalty = unsubscribe_penalty
         self.seed = seed
         self.name = name or self.algo
-        self.mean: np.ndarray | None = None
-        self.scale: np.ndarray | None = None
+        self.scaling: Scaling | None = None
         torch.manual_seed(seed)
         self.net = _mlp(len(self.features), len(self.actions), self.hidden)
         self.losses: list[float] = []
-
-    algo = "offline"
 
     # ----------------------------------------------------------------------------------- training
     def fit(self, data: LoggedFeedback | Transitions, progress: bool = False) -> OfflineAgent:
@@ -191,10 +190,7 @@ class OfflineAgent(BasePolicy):
             raise NextbestError(f"the logs' features {list(t.features)} are not the agent's {list(self.features)}")
         if len(t.action_names) != len(self.actions):
             raise NextbestError(f"the logs have {len(t.action_names)} actions, the agent {len(self.actions)}")
-        self.mean = t.obs.mean(axis=0)
-        scale = t.obs.std(axis=0)
-        scale[scale < 1e-6] = 1.0
-        self.scale = scale
+        self.scaling = Scaling.of(t.obs)
         tensors = {
             "x": self._standardise(t.obs),
             "a": torch.tensor(t.actions, dtype=torch.int64),
@@ -216,8 +212,8 @@ class OfflineAgent(BasePolicy):
         return self
 
     def _standardise(self, obs: np.ndarray) -> torch.Tensor:
-        assert self.mean is not None and self.scale is not None
-        return torch.as_tensor((np.asarray(obs, dtype=np.float64) - self.mean) / self.scale, dtype=torch.float32)
+        assert self.scaling is not None
+        return torch.as_tensor(self.scaling(obs))
 
     def _setup(self, data: dict[str, torch.Tensor]) -> None:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
@@ -236,7 +232,7 @@ class OfflineAgent(BasePolicy):
     # ------------------------------------------------------------------------------------ acting
     def scores(self, obs: np.ndarray) -> np.ndarray:
         """``(n, k)`` logits (BC) or Q-values (the others), for raw observations."""
-        if self.mean is None:
+        if self.scaling is None:
             raise NextbestError(f"{self.name} has not been fitted")
         with torch.no_grad():
             return self.net(self._standardise(obs)).double().numpy()
@@ -258,7 +254,7 @@ class OfflineAgent(BasePolicy):
         """Write the MLP policy artifact (standardisation inside it)."""
         from nextbest.policies import save_policy
 
-        if self.mean is None or self.scale is None:
+        if self.scaling is None:
             raise NextbestError(f"{self.name} has not been fitted")
         return save_policy(
             path,
@@ -268,8 +264,8 @@ class OfflineAgent(BasePolicy):
             actions=self.actions,
             arrays=self._arrays(self.net),
             activation="relu",
-            feature_mean=self.mean.tolist(),
-            feature_scale=self.scale.tolist(),
+            feature_mean=self.scaling.mean.tolist(),
+            feature_scale=self.scaling.scale.tolist(),
             temperature=self.temperature,
             epsilon=self.epsilon,
             **manifest,

@@ -31,12 +31,12 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 from tqdm.auto import tqdm
 
+from nextbest.agents.scaling import Scaling
 from nextbest.envs._common import ScenarioLike, build_model
 from nextbest.envs.sb3 import PopulationVecEnv
 from nextbest.errors import NextbestError
 from nextbest.policy import BasePolicy, exploration_probs
-from nextbest.simulator import PolicyValue, make_policy, policy_value
-from nextbest.simulator.driver import rollout
+from nextbest.simulator import PolicyValue, policy_value
 from nextbest.simulator.model import CustomerModel
 
 __all__ = ["ALGORITHMS", "DEFAULTS", "GroundTruthCallback", "OnlineRL", "SB3Policy", "Scaling", "train_online"]
@@ -89,40 +89,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 DEFAULTS["maskable-ppo"] = dict(DEFAULTS["ppo"])
 
 
-@dataclass(frozen=True)
-class Scaling:
-    """The fixed observation map ``(obs - mean) / scale`` a policy was trained on."""
-
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def measure(cls, model: CustomerModel, n_customers: int = 2_000, seed: int = 0) -> Scaling:
-        """Mean and standard deviation of every feature over a BAU-run population and horizon."""
-        bau = make_policy("bau", model.features, model.catalog)
-        total = np.zeros(len(model.features))
-        square = np.zeros(len(model.features))
-        count = 0
-
-        def add(step: Any) -> None:
-            nonlocal count
-            x = step.obs[step.active].astype(np.float64)
-            total[:] += x.sum(axis=0)
-            square[:] += (x * x).sum(axis=0)
-            count += x.shape[0]
-
-        rollout(model, bau, n_customers, model.scenario.horizon_days, seed, on_step=add)
-        mean = total / count
-        scale = np.sqrt(np.maximum(square / count - mean * mean, 0.0))
-        scale[scale < 1e-6] = 1.0
-        return cls(mean, scale)
-
-    def __call__(self, obs: np.ndarray) -> np.ndarray:
-        return ((obs - self.mean) / self.scale).astype(np.float32)
-
-
 class ScaledVecEnv(VecEnvWrapper):
-    """Applies a :class:`Scaling` to every observation (terminal ones included); masks pass through."""
+    """Applies a :class:`Scaling` to every observation (terminal ones included); MaskablePPO's
+    ``env_method("action_masks")`` passes through to the population."""
 
     def __init__(self, venv: PopulationVecEnv, scaling: Scaling) -> None:
         super().__init__(venv)
@@ -137,9 +106,6 @@ class ScaledVecEnv(VecEnvWrapper):
             if "terminal_observation" in info:
                 info["terminal_observation"] = self.scaling(info["terminal_observation"][None])[0]
         return self.scaling(obs), rewards, dones, infos
-
-    def action_masks(self) -> np.ndarray:
-        return self.venv.action_masks()
 
 
 class SB3Policy(BasePolicy):
