@@ -14,6 +14,14 @@ A mapping file is YAML with the keys of :class:`LogMapping`, e.g.::
     propensity: 0.25
     time: sent_at
     context: [rfm_segment, days_since_order, orders_12m]
+
+For offline RL the export can also be read as trajectories (``trajectories: true``): each customer's
+rows (or each ``episode``'s, e.g. a quarter's campaign) in time order are one episode, one step per
+logged decision; ``episode_id``, ``step``, the next decision's features (``next_<feature>``) and the end
+of each episode are derived from consecutive rows. The last row of an episode is truncated (nothing is
+bootstrapped past it) unless ``terminated`` or ``unsubscribed`` flags the customer leaving there; rows
+after such a flag are refused. Export every decision, "no email" days included, for the steps to be
+the days the policy will decide on.
 """
 
 from __future__ import annotations
@@ -47,6 +55,11 @@ class LogMapping:
         context: context columns; default: every other column.
         categorical: context columns to one-hot encode even if numeric; strings always are.
         actions: the action catalog in id order; default: the sorted distinct labels of ``action``.
+        trajectories: derive episodes, steps and next-state features from consecutive rows (see above).
+        episode: episode id column (with ``trajectories``); default: one episode per customer.
+        terminated: true/false column: the customer left (churned) after this decision.
+        unsubscribed: true/false column: the customer unsubscribed after this decision (kept as
+            ``unsubscribed`` for the unsubscribe penalty of offline RL; ends the episode like ``terminated``).
     """
 
     id: str
@@ -57,12 +70,20 @@ class LogMapping:
     context: tuple[str, ...] | None = None
     categorical: tuple[str, ...] = ()
     actions: tuple[str, ...] | None = None
+    trajectories: bool = False
+    episode: str | None = None
+    terminated: str | None = None
+    unsubscribed: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.propensity, bool) or (
             isinstance(self.propensity, (int, float)) and not 0 < self.propensity <= 1
         ):
             raise NextbestError(f"propensity: a constant propensity must be in (0, 1], got {self.propensity!r}")
+        if not isinstance(self.trajectories, bool):
+            raise NextbestError(f"trajectories: expected true or false, got {self.trajectories!r}")
+        if self.episode is not None and not self.trajectories:
+            raise NextbestError("episode: an episode column needs trajectories: true")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> LogMapping:
@@ -110,6 +131,7 @@ def import_logs(path: str | os.PathLike[str], mapping: LogMapping) -> LoggedFeed
     if raw.empty:
         raise DataError(f"{source}: no rows")
     roles = [mapping.id, mapping.action, mapping.reward, mapping.time]
+    roles += [mapping.episode, mapping.terminated, mapping.unsubscribed]
     if isinstance(mapping.propensity, str):
         roles.append(mapping.propensity)
     for column in [c for c in roles if c is not None] + list(mapping.context or ()) + list(mapping.categorical):
@@ -153,6 +175,12 @@ def import_logs(path: str | os.PathLike[str], mapping: LogMapping) -> LoggedFeed
         context = tuple(c for c in raw.columns if c not in used)
     encoded, encoding = _encode(raw, context, set(mapping.categorical), source)
     frame = pd.concat([frame, encoded], axis=1)
+    for role in ("terminated", "unsubscribed"):
+        column = getattr(mapping, role)
+        if column is not None:
+            frame[role] = _flag(raw[column], column, source)
+    if mapping.trajectories:
+        frame = _trajectories(frame, raw, mapping, list(encoded.columns), source)
     metadata = {
         "source_columns": {"id": mapping.id, "action": mapping.action, "reward": mapping.reward},
         "features": list(encoded.columns),
@@ -166,6 +194,8 @@ def import_logs(path: str | os.PathLike[str], mapping: LogMapping) -> LoggedFeed
         "reward": mapping.reward,
         "propensity": mapping.propensity if isinstance(mapping.propensity, str) else "propensity",
         "decision_time": mapping.time or "decision_time",
+        "terminated": mapping.terminated or "terminated",
+        "unsubscribed": mapping.unsubscribed or "unsubscribed",
     }
     try:
         return validate_logs(frame, source, metadata)
@@ -201,3 +231,59 @@ def _encode(
             out[column] = (numbers - mean) / (sd if sd > 0 else 1.0)
             encoding[column] = {"kind": "standardised", "mean": mean, "sd": sd}
     return pd.DataFrame(out, index=raw.index), encoding
+
+
+def _flag(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """A true/false column (booleans, 0/1 or the words true/false) as bool."""
+    words = values.astype(str).str.strip().str.lower()
+    truth = words.map({"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False})
+    if truth.isna().any():
+        row = int(np.flatnonzero(truth.isna())[0])
+        raise DataError(f"{source}: column {column!r}, row {row}: {values.iloc[row]!r} is not true/false")
+    return truth.to_numpy(dtype=bool)
+
+
+def _trajectories(
+    frame: pd.DataFrame, raw: pd.DataFrame, mapping: LogMapping, features: list[str], source: str
+) -> pd.DataFrame:
+    """Add ``episode_id``, ``step``, ``next_<feature>``, ``terminated``/``truncated``/``done`` from each
+    episode's rows in time order (file order breaks no ties: equal times are refused by validation).
+    Rows keep their place, so errors name the export's rows."""
+    episode = raw[mapping.id].astype(str)
+    if mapping.episode is not None:
+        missing = raw[mapping.episode].isna()
+        if missing.any():
+            raise DataError(f"{source}: column {mapping.episode!r}, row {int(np.flatnonzero(missing)[0])}: missing")
+        episode = episode + "/" + raw[mapping.episode].astype(str)
+    code = pd.factorize(episode)[0]
+    times = frame["decision_time"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    order = np.lexsort((np.arange(len(frame)), times, code))
+    last_sorted = np.r_[code[order][1:] != code[order][:-1], True]
+    successor = np.empty(len(frame), dtype=np.int64)
+    successor[order] = np.where(last_sorted, order, np.r_[order[1:], 0])  # the last row is its own successor
+    last = np.empty(len(frame), dtype=bool)
+    last[order] = last_sorted
+    ended = np.zeros(len(frame), dtype=bool)
+    for role in ("terminated", "unsubscribed"):
+        if role in frame.columns:
+            ended |= frame[role].to_numpy(dtype=bool)
+    values = frame[features].to_numpy()
+    derived = {
+        "episode_id": episode.to_numpy(),
+        "step": _steps(code, order),
+        **{f"next_{f}": values[successor, i] for i, f in enumerate(features)},
+        "terminated": ended,
+        "truncated": last & ~ended,
+        "done": last | ended,
+    }
+    return frame.drop(columns=[c for c in derived if c in frame.columns]).assign(**derived)
+
+
+def _steps(code: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Position of each row within its episode, given the rows sorted by (episode, time)."""
+    sorted_code = code[order]
+    first = np.r_[True, sorted_code[1:] != sorted_code[:-1]]
+    position = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    steps = np.empty(len(order), dtype=np.int64)
+    steps[order] = position
+    return steps

@@ -65,6 +65,15 @@ def _add_mapping_flags(parser: argparse.ArgumentParser) -> None:
     ext.add_argument("--propensity", type=float, default=None, help="one propensity for every row, e.g. 0.25")
     ext.add_argument("--time-col", default=None, help="decision time column")
     ext.add_argument("--context-cols", default=None, help="comma-separated context columns (default: all others)")
+    ext.add_argument(
+        "--trajectories",
+        action="store_true",
+        default=None,
+        help="offline RL: read each customer's rows in time order as an episode (next state = next row)",
+    )
+    ext.add_argument("--episode-col", default=None, help="with --trajectories: episode column (default: customer)")
+    ext.add_argument("--terminated-col", default=None, help="true/false column: the customer left after this row")
+    ext.add_argument("--unsubscribed-col", default=None, help="true/false column: the customer unsubscribed")
 
 
 BANDIT_ALGOS = ("linucb", "lints", "egreedy", "ts", "ucb1", "dm", "ips-policy", "dr-policy")
@@ -332,6 +341,10 @@ def _mapping(args: argparse.Namespace) -> Any:
         "propensity": args.propensity_col if args.propensity_col is not None else args.propensity,
         "time": args.time_col,
         "context": None if args.context_cols is None else tuple(c.strip() for c in args.context_cols.split(",")),
+        "trajectories": args.trajectories,
+        "episode": args.episode_col,
+        "terminated": args.terminated_col,
+        "unsubscribed": args.unsubscribed_col,
     }
     if args.map is None and all(v is None for v in flags.values()):
         return None
@@ -342,7 +355,7 @@ def _mapping(args: argparse.Namespace) -> Any:
         missing.append("--propensity-col or --propensity")
     if missing:
         raise NextbestError(f"logs from outside nextbest need {', '.join(missing)} (or --map FILE)")
-    return LogMapping(**flags)
+    return LogMapping(**{k: v for k, v in flags.items() if v is not None})
 
 
 def _read_logs(args: argparse.Namespace) -> Any:
@@ -539,8 +552,9 @@ def _train_rl_offline(args: argparse.Namespace) -> int:
         (fqe,) = estimate_sequential(logs, agent.action_probs(logs.contexts, logs.allowed), estimators=("fqe",))
         logged = np.bincount(logs.clusters, weights=logs.rewards).mean()
         print(
-            f"  value per customer by FQE {fqe.value:.3f} [{fqe.lower:.3f}, {fqe.upper:.3f}] vs logged "
-            f"{logged:.3f} (FQE is a model-based estimate: check it with `nextbest evaluate --episodes`)"
+            f"  value per customer by FQE {fqe.value:.3f} [{fqe.lower:.3f}, {fqe.upper:.3f}] vs logged {logged:.3f}\n"
+            "  (FQE fits a linear Q model; its interval covers the sampling of customers, not the model's error:"
+            " check it with `nextbest evaluate --episodes`)"
         )
     print(f"policy: {args.out}")
     return 0
