@@ -51,21 +51,28 @@ def bandit_ground_truth(logs: LoggedFeedback, policies: Sequence[Policy]) -> dic
 
 def bandit_truth_rows(logs: LoggedFeedback, policies: Sequence[Policy]) -> dict[str, np.ndarray]:
     """Exact expected reward of each policy's choice at every logged decision, ``(n,)`` per policy, in
-    the logs' row order (for intervals over the logged contexts)."""
+    the logs' row order (for intervals over the logged contexts). The logs may hold only some of the
+    simulated customers (a held-out half, say), with their rows in the order the simulator wrote them."""
     model = model_for_logs(logs)
     meta = logs.metadata
+    n_customers = int(meta["n_customers"])
+    ids = logs.frame["customer_id"].to_numpy()
+    present = np.ones(n_customers, dtype=bool)
+    if np.issubdtype(ids.dtype, np.integer) and len(ids) and ids.min() >= 0 and ids.max() < n_customers:
+        present[:] = False
+        present[np.unique(ids)] = True
     logger = make_policy(meta["policy"], model.features, model.catalog)
     parts: list[list[np.ndarray]] = [[] for _ in policies]
     actions: list[np.ndarray] = []
 
     def score(step: Step) -> None:
-        rows = np.flatnonzero(step.active)
+        rows = np.flatnonzero(step.active & present)
         actions.append(step.actions[rows])
         values = model.expected_reward_all(step.traits.take(rows), step.state.take(rows)).astype(np.float64)
         for j, policy in enumerate(policies):
             parts[j].append((policy.action_probs(step.obs[rows], step.mask[rows]) * values).sum(axis=1))
 
-    rollout(model, logger, int(meta["n_customers"]), int(meta["days"]), int(meta["seed"]), on_step=score)
+    rollout(model, logger, n_customers, int(meta["days"]), int(meta["seed"]), on_step=score)
     replayed = np.concatenate(actions)
     if replayed.size != len(logs) or not np.array_equal(replayed, logs.actions):
         raise DataError(

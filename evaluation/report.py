@@ -26,10 +26,17 @@ from nextbest.evaluation.sequential import estimate_sequential
 from nextbest.logs import LoggedFeedback
 from nextbest.policy import Policy
 
-__all__ = ["EvaluationReport", "PolicyEvaluation", "evaluate", "write_report"]
+__all__ = ["EvaluationReport", "PolicyEvaluation", "evaluate", "report_files", "summary_rows", "write_report"]
 
-#: Customer segments of the action-mix plot, by days since the last purchase.
-SEGMENTS = (("active (<= 30 d)", 0, 30), ("cooling (31-90 d)", 31, 90), ("lapsed (91+ d)", 91, np.inf))
+#: Customer segments of the action-mix plots: RFM-style rules on observable features (orders so far,
+#: days since the last one), each row ``(label, min orders, max orders, min days, max days)``.
+SEGMENTS = (
+    ("prospects (no order yet)", 0, 0, 0, np.inf),
+    ("repeat buyers, ordered <= 60 d ago", 2, np.inf, 0, 60),
+    ("one-time buyers, ordered <= 60 d ago", 1, 1, 0, 60),
+    ("lapsing (61-120 d)", 1, np.inf, 61, 120),
+    ("lapsed (121+ d)", 1, np.inf, 121, np.inf),
+)
 
 
 def _relative_error(estimate: Estimate, truth: float | None) -> float | None:
@@ -52,6 +59,7 @@ class PolicyEvaluation:
     action_mix: dict[str, dict[str, float]]
     weight_quantiles: dict[str, float]
     weights: np.ndarray = field(repr=False, compare=False)  # (n,) importance weights, for the plot
+    slot_mix: dict[str, dict[str, float]] = field(default_factory=dict)
     episode_estimates: list[Estimate] = field(default_factory=list)
     episode_truth: float | None = None
 
@@ -75,6 +83,15 @@ class EvaluationReport:
     nextbest_version: str
     logger_mix: dict[str, dict[str, float]]
     policies: list[PolicyEvaluation]
+    logger_slot_mix: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: per policy, its true value per customer over the whole horizon on fresh customers (simulated
+    #: scenarios): ``value``, ``lower``, ``upper``, ``sends_per_customer``, ``unsub_rate`` (per email),
+    #: ``unsubscribed_share``, ``discount_share``
+    lifetime: dict[str, dict[str, float]] = field(default_factory=dict)
+    lifetime_note: str = ""
+    #: per trained RL policy, its ground-truth learning curve: ``steps``, ``value``, ``lower``, ``upper``
+    curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    choice: str = ""  # which policy was chosen and why
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data: every number of the HTML report."""
@@ -99,29 +116,38 @@ class EvaluationReport:
                     "episode_truth": pol.episode_truth,
                     "episode_estimates": rows(pol.episode_estimates, pol.episode_truth),
                     "action_mix": pol.action_mix,
+                    "slot_mix": pol.slot_mix,
                     "weight_quantiles": pol.weight_quantiles,
                 }
             )
         return out
 
 
-def _groups(logs: LoggedFeedback) -> tuple[list[str], np.ndarray]:
-    """Action groups for the mix plot: 'no_email' and the offer of each action (slot ignored)."""
+def _groups(logs: LoggedFeedback, by: str) -> tuple[list[str], np.ndarray]:
+    """Action groups for the mix plots: by ``"offer"`` ('no_email' and each action's offer) or by
+    ``"slot"`` ('no email' and each action's send slot), from the ``offer@slot`` action names."""
     names = logs.action_names or tuple(str(a) for a in range(logs.n_actions))
-    group_of = [n.split("@")[0] for n in names]
+    if by == "offer":
+        group_of = [n.split("@")[0] for n in names]
+    else:
+        group_of = [n.split("@")[1] if "@" in n else "no email" for n in names]
     labels = list(dict.fromkeys(group_of))
     return labels, np.array([labels.index(g) for g in group_of])
 
 
 def _segments(logs: LoggedFeedback) -> list[tuple[str, np.ndarray]]:
-    if "recency_days" not in logs.frame.columns:
+    if not {"recency_days", "frequency"} <= set(logs.frame.columns):
         return [("all customers", np.ones(len(logs), dtype=bool))]
     recency = logs.frame["recency_days"].to_numpy()
-    return [(label, (recency >= lo) & (recency <= hi)) for label, lo, hi in SEGMENTS]
+    orders = logs.frame["frequency"].to_numpy()
+    return [
+        (label, (orders >= f_lo) & (orders <= f_hi) & (recency >= r_lo) & (recency <= r_hi))
+        for label, f_lo, f_hi, r_lo, r_hi in SEGMENTS
+    ]
 
 
-def _mix(logs: LoggedFeedback, probs: np.ndarray) -> dict[str, dict[str, float]]:
-    labels, group = _groups(logs)
+def _mix(logs: LoggedFeedback, probs: np.ndarray, by: str = "offer") -> dict[str, dict[str, float]]:
+    labels, group = _groups(logs, by)
     by_group = np.zeros((probs.shape[0], len(labels)))
     for g in range(len(labels)):
         by_group[:, g] = probs[:, group == g].sum(axis=1)
@@ -185,6 +211,7 @@ def evaluate(
                 estimates=estimates,
                 truth=truth.get(policy.name),
                 action_mix=_mix(logs, probs),
+                slot_mix=_mix(logs, probs, "slot"),
                 weight_quantiles={"p50": float(q[0]), "p90": float(q[1]), "p99": float(q[2]), "max": float(q[3])},
                 weights=weights,
                 episode_estimates=per_episode,
@@ -203,6 +230,7 @@ def evaluate(
         nextbest_version=__version__,
         logger_mix=_mix(logs, logging),
         policies=results,
+        logger_slot_mix=_mix(logs, logging, "slot"),
     )
 
 
@@ -257,22 +285,67 @@ def _plots(report: EvaluationReport) -> dict[str, str]:
     ax.legend(fontsize=8)
     plots["weights"] = _png(fig)
 
-    columns = [("logger: " + report.logger, report.logger_mix)] + [(p.policy, p.action_mix) for p in report.policies]
+    kinds = [("offer", report.logger_mix, [p.action_mix for p in report.policies])]
+    if report.logger_slot_mix:
+        kinds.append(("send slot", report.logger_slot_mix, [p.slot_mix for p in report.policies]))
+    names = ["logger: " + report.logger] + [p.policy for p in report.policies]
     segments = list(report.logger_mix)
-    groups = list(next(iter(report.logger_mix.values())))
-    fig, axes = plt.subplots(1, len(segments), figsize=(3.0 * len(segments) + 1.5, 3.4), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        len(segments),
+        len(kinds),
+        figsize=(5.2 * len(kinds), (0.28 * len(names) + 0.7) * len(segments) + 0.6),
+        squeeze=False,
+        sharex=True,
+    )
     colors = plt.get_cmap("tab10")
-    for ax, segment in zip(axes[0], segments, strict=True):
-        bottom = np.zeros(len(columns))
-        for g, group in enumerate(groups):
-            shares = np.array([mix.get(segment, {}).get(group, 0.0) for _, mix in columns])
-            ax.bar(range(len(columns)), shares, bottom=bottom, color=colors(g), label=group)
-            bottom += shares
-        ax.set_xticks(range(len(columns)), [c for c, _ in columns], rotation=30, ha="right", fontsize=8)
-        ax.set_title(segment, fontsize=9)
-    axes[0, 0].set_ylabel("share of decisions")
-    axes[0, -1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    y = np.arange(len(names))
+    for c, (kind, logger_mix, mixes) in enumerate(kinds):
+        columns = [logger_mix, *mixes]
+        groups = list(next(iter(logger_mix.values())))
+        for r, segment in enumerate(segments):
+            ax = axes[r, c]
+            left = np.zeros(len(columns))
+            for g, group in enumerate(groups):
+                shares = np.array([mix.get(segment, {}).get(group, 0.0) for mix in columns])
+                ax.barh(y, shares, left=left, color=colors(g), label=group)
+                left += shares
+            ax.set_yticks(y, names if c == 0 else [""] * len(names), fontsize=8)
+            ax.invert_yaxis()
+            ax.set_title(f"{segment}: by {kind}", fontsize=9)
+        axes[-1, c].set_xlabel("share of decisions")
+        axes[0, c].legend(fontsize=7, ncol=4, loc="lower left", bbox_to_anchor=(0, 1.25))
+    fig.tight_layout()
     plots["action_mix"] = _png(fig)
+
+    if report.lifetime:
+        fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(report.lifetime) + 1.2))
+        names = list(report.lifetime)
+        y = np.arange(len(names))
+        rows = [report.lifetime[n] for n in names]
+        values = np.array([r["value"] for r in rows])
+        err = np.array([[r["value"] - r["lower"] for r in rows], [r["upper"] - r["value"] for r in rows]])
+        ax.errorbar(values, y, xerr=err, fmt="o", color="tab:red", capsize=3)
+        ax.set_yticks(y, names)
+        ax.invert_yaxis()
+        ax.set_xlabel("true value per customer over the horizon (simulator, 95% interval)")
+        ax.grid(axis="x", alpha=0.3)
+        plots["lifetime"] = _png(fig)
+
+    if report.curves:
+        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+        for name, curve in report.curves.items():
+            steps = np.array([c["steps"] for c in curve])
+            ax.plot(steps, [c["value"] for c in curve], marker="o", label=name)
+            ax.fill_between(steps, [c["lower"] for c in curve], [c["upper"] for c in curve], alpha=0.2)
+        for name, style in (("bau", "--"), ("random", ":")):
+            if name in report.lifetime:
+                value = report.lifetime[name]["value"]
+                ax.axhline(value, linestyle=style, color="grey", linewidth=1, label=f"{name} ({value:.3f})")
+        ax.set_xlabel("customer-days of training")
+        ax.set_ylabel("true value per customer")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+        plots["curves"] = _png(fig)
     return plots
 
 
@@ -322,6 +395,42 @@ def _tables(pol: PolicyEvaluation) -> list[tuple[str, list[list[str]], tuple[str
 
 _HEAD = ["estimator", "value", "95% interval", "s.e.", "rel. error", "covers truth", "ESS"]
 
+SUMMARY_HEAD = (
+    "policy",
+    "DR per decision [95%]",
+    "true per decision",
+    "rel. error",
+    "true value per customer [95%]",
+    "emails per customer",
+    "unsubscribes per email",
+    "discount share",
+)
+
+
+def summary_rows(report: EvaluationReport) -> list[list[str]]:
+    """One row per policy with a lifetime value: the DR estimate from the logs beside the truth, then
+    what the policy earns and does over the whole horizon (see :data:`SUMMARY_HEAD`)."""
+    rows = []
+    for pol in report.policies:
+        life = report.lifetime.get(pol.policy)
+        if life is None:
+            continue
+        dr = next((e for e in pol.estimates if e.estimator == "dr"), None)
+        rel = None if dr is None else pol.relative_error(dr)
+        rows.append(
+            [
+                pol.policy,
+                "—" if dr is None else f"{dr.value:.4f} [{dr.lower:.4f}, {dr.upper:.4f}]",
+                _fmt(pol.truth),
+                "—" if rel is None else f"{rel:.1%}",
+                f"{life['value']:.3f} [{life['lower']:.3f}, {life['upper']:.3f}]",
+                f"{life['sends_per_customer']:.1f}",
+                f"{life['unsub_rate']:.3%}",
+                f"{life['discount_share']:.0%}",
+            ]
+        )
+    return rows
+
 
 def _markdown(report: EvaluationReport) -> str:
     lines = [
@@ -333,6 +442,11 @@ def _markdown(report: EvaluationReport) -> str:
         f"- nextbest {report.nextbest_version}; values are expected reward per decision (currency)",
         "",
     ]
+    if report.lifetime:
+        lines += ["## Summary", "", report.lifetime_note, ""]
+        lines += ["| " + " | ".join(SUMMARY_HEAD) + " |", "|" + "---|" * len(SUMMARY_HEAD)]
+        lines += ["| " + " | ".join(r) + " |" for r in summary_rows(report)] + [""]
+        lines += [report.choice, ""] if report.choice else []
     for pol in report.policies:
         lines += [f"## {pol.policy}", ""]
         for caption, rows, warnings in _tables(pol):
@@ -370,6 +484,21 @@ def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
         f"intervals are {report.confidence:.0%} {esc(report.interval)} over customers ({report.n_boot} resamples), "
         f"seed {report.seed}. nextbest {esc(report.nextbest_version)}.</p>",
     ]
+    if report.lifetime:
+        parts += ["<h2>Summary</h2>", f"<p>{esc(report.lifetime_note)}</p>", "<table><tr>"]
+        parts += [f"<th>{h}</th>" for h in SUMMARY_HEAD] + ["</tr>"]
+        for row in summary_rows(report):
+            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+        parts.append("</table>")
+        if report.choice:
+            parts.append(f"<p><strong>{esc(report.choice)}</strong></p>")
+        parts.append(f"<img alt='true value per customer' src='data:image/png;base64,{plots['lifetime']}'>")
+    if report.curves:
+        parts += [
+            "<h2>Learning curve</h2>",
+            "<p>True value per customer of the policy being trained, measured in the simulator during training.</p>",
+            f"<img alt='learning curve' src='data:image/png;base64,{plots['curves']}'>",
+        ]
     for pol in report.policies:
         parts.append(f"<h2>{esc(pol.policy)}</h2>")
         for caption, rows, warnings in _tables(pol):
@@ -384,11 +513,21 @@ def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
         f"<img alt='estimates by estimator' src='data:image/png;base64,{plots['estimates']}'>",
         "<h2>Importance weights</h2>",
         f"<img alt='importance weight distribution' src='data:image/png;base64,{plots['weights']}'>",
-        "<h2>Action mix by customer segment</h2>",
+        "<h2>What each policy does, by customer segment</h2>",
+        "<p>Share of decisions by offer and by send slot, in RFM-style segments of the logged customers.</p>",
         f"<img alt='action mix' src='data:image/png;base64,{plots['action_mix']}'>",
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def report_files(report: EvaluationReport) -> dict[str, str]:
+    """The text of ``report.json``, ``report.md`` and ``report.html`` (plots embedded)."""
+    return {
+        "report.json": json.dumps(report.to_dict(), indent=2),
+        "report.md": _markdown(report),
+        "report.html": _html(report, _plots(report)),
+    }
 
 
 def write_report(report: EvaluationReport, directory: str | os.PathLike[str]) -> Path:
@@ -398,12 +537,7 @@ def write_report(report: EvaluationReport, directory: str | os.PathLike[str]) ->
     directory = Path(directory)
     if not directory.parent.is_dir():
         raise NextbestError(f"{directory}: parent directory {str(directory.parent)!r} does not exist")
-    plots = _plots(report)
-    contents = {
-        "report.json": json.dumps(report.to_dict(), indent=2),
-        "report.md": _markdown(report),
-        "report.html": _html(report, plots),
-    }
+    contents = report_files(report)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         for name, text in contents.items():

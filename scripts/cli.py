@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -88,11 +89,20 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     policies = ", ".join(BUILTIN_POLICIES)
 
-    demo = sub.add_parser("demo", help="simulate the default scenario under built-in policies and print the figures")
-    demo.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
-    demo.add_argument("--customers", type=_positive, default=20_000)
+    demo = sub.add_parser(
+        "demo",
+        help="the whole loop on the built-in scenario: simulate BAU, train a bandit, CQL and PPO, evaluate, "
+        "choose, export, decide; writes DIR/report.html",
+    )
+    demo.add_argument("--out", type=Path, default=Path("nextbest-demo"), help="output directory (default: %(default)s)")
     demo.add_argument("--seed", type=_seed, default=0)
-    demo.add_argument("--out", type=_out_path, default=Path("demo-logs.parquet"), help="where to write BAU logs")
+    demo.add_argument("--quick", action="store_true", help="small sizes: ~1 minute instead of ~6")
+    demo.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
+
+    cal = sub.add_parser("calibration", help="print the scenario's email KPIs and checks against published figures")
+    cal.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
+    cal.add_argument("--customers", type=_positive, default=20_000)
+    cal.add_argument("--seed", type=_seed, default=0)
 
     sim = sub.add_parser("simulate", help="simulate a campaign and write logged feedback (one row per decision)")
     sim.add_argument("--scenario", default="retail", help="built-in scenario name or YAML path")
@@ -184,7 +194,9 @@ def _build_parser() -> argparse.ArgumentParser:
     join.add_argument("--out", required=True, type=_out_path, help="logged feedback (.parquet or .csv)")
 
     bench = sub.add_parser("bench", help="benchmarks; print JSON figures")
-    bench.add_argument("suite", choices=["sim", "ope", "decide", "bandits", "rl"])
+    bench.add_argument(
+        "suite", choices=["sim", "ope", "decide", "bandits", "rl", "all"], help="a benchmark group, or all of them"
+    )
     bench.add_argument("--seeds", type=_positive, default=None, help="ope: seeds of the accuracy study (default 50)")
     bench.add_argument("--json", action="store_true", help="print only the JSON object")
     bench.add_argument("--quick", action="store_true", help="small sizes (a smoke test, not the targets)")
@@ -236,8 +248,29 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from nextbest.logs import save_table
-    from nextbest.simulator import BUILTIN_POLICIES, make_policy, policy_value, simulate
+    from nextbest.evaluation.report import SUMMARY_HEAD
+    from nextbest.scripts.demo import run_demo
+
+    start = time.perf_counter()
+    try:
+        result = run_demo(args.out, seed=args.seed, quick=args.quick, force=args.force, progress=sys.stderr.isatty())
+    except KeyboardInterrupt:
+        print(f"nextbest: interrupted; nothing was written to {args.out}", file=sys.stderr)
+        return 130
+    widths = [max(len(h), *(len(r[i]) for r in result.summary)) for i, h in enumerate(SUMMARY_HEAD)]
+    print()
+    for row in [list(SUMMARY_HEAD), *result.summary]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print(f"\nchosen: {result.chosen} -> {args.out / 'policy.zip'}")
+    print(f"report: {args.out / 'report.html'} (also report.md, report.json)")
+    print(f"logs: {args.out / 'logs.parquet'}; send list and its decisions: {args.out / 'send_list.csv'}, ", end="")
+    print(f"{args.out / 'decisions.csv'}")
+    print(f"done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _cmd_calibration(args: argparse.Namespace) -> int:
+    from nextbest.simulator import BUILTIN_POLICIES, make_policy, policy_value
     from nextbest.simulator.calibration import email_kpis, myopic_oracle_check, one_email_experiment
 
     model = _model(args.scenario)
@@ -265,9 +298,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"true value per customer over {horizon} days ({n:,} customers, 95% CI):")
     for name in (n for n in BUILTIN_POLICIES if ":" not in n):
         print(f"  {policy_value(make_policy(name, model.features, model.catalog), model, n, horizon, args.seed)}")
-    logs = simulate(model, make_policy("bau-softmax", model.features, model.catalog), n, horizon, args.seed)
-    save_table(logs, args.out, logs.attrs["nextbest"])
-    print(f"wrote {len(logs):,} logged decisions of the bau-softmax logger to {args.out}")
     return 0
 
 
@@ -692,38 +722,46 @@ def _model_from(config: dict[str, Any]) -> Any:
     return CustomerModel(Scenario.from_dict(config))
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from nextbest.scripts.bench import bench_bandits, bench_decide, bench_ope, bench_rl, bench_sim
+#: Each benchmark group and the targets its figures are read against.
+BENCH_TARGETS = {
+    "sim": "targets: 5e6 customer-days/s, 2e4 env steps/s, 2e6 customer-steps/s, 1e5 events/s",
+    "ope": "targets: dr_median_rel_error_near <= 0.05, coverage 0.90-0.98, ope_1m_rows_s <= 3",
+    "decide": (
+        "targets: linear p50 <= 15 us, p99 <= 60 us; MLP 10x below SB3 p50, p99 <= 100 us; "
+        "batch 2M/s linear, 1M/s MLP; HTTP p99 <= 5 ms"
+    ),
+    "bandits": "targets: DR policy beats BAU outside both intervals; LinTS regret sublinear, below egreedy",
+    "rl": (
+        "targets: maskable_ppo >= 1.15 x BAU and >= 1.05 x bandit, unsubscribe rate <= BAU's; "
+        "cql >= 1.05 x BAU; each online agent within 15 minutes"
+    ),
+}
 
-    if args.suite == "rl":
-        figures = bench_rl(quick=args.quick, progress=not args.json and sys.stderr.isatty())
-        target = (
-            "targets: maskable_ppo >= 1.15 x BAU and >= 1.05 x bandit, unsubscribe rate <= BAU's; "
-            "cql >= 1.05 x BAU; each online agent within 15 minutes"
-        )
-    elif args.suite == "bandits":
-        figures = bench_bandits(quick=args.quick)
-        target = "targets: DR policy beats BAU outside both intervals; LinTS regret sublinear, below egreedy"
-    elif args.suite == "decide":
-        figures = bench_decide(quick=args.quick)
-        target = (
-            "targets: linear p50 <= 15 us, p99 <= 60 us; MLP 10x below SB3 p50, p99 <= 100 us; "
-            "batch 2M/s linear, 1M/s MLP; HTTP p99 <= 5 ms"
-        )
-    elif args.suite == "sim":
-        figures = bench_sim(quick=args.quick)
-        target = "targets: 5e6 customer-days/s, 2e4 env steps/s, 2e6 customer-steps/s, 1e5 events/s"
-    else:
-        figures = bench_ope(quick=args.quick, seeds=args.seeds, progress=not args.json and sys.stderr.isatty())
-        target = "targets: dr_median_rel_error_near <= 0.05, coverage 0.90-0.98, ope_1m_rows_s <= 3"
-    if not args.json:
-        print(f"nextbest bench {args.suite} ({target})")
-    print(json.dumps(figures, indent=2))
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from nextbest.scripts import bench
+
+    progress = not args.json and sys.stderr.isatty()
+    runs = {
+        "sim": lambda: bench.bench_sim(quick=args.quick),
+        "ope": lambda: bench.bench_ope(quick=args.quick, seeds=args.seeds, progress=progress),
+        "decide": lambda: bench.bench_decide(quick=args.quick),
+        "bandits": lambda: bench.bench_bandits(quick=args.quick),
+        "rl": lambda: bench.bench_rl(quick=args.quick, progress=progress),
+    }
+    suites = list(runs) if args.suite == "all" else [args.suite]
+    figures = {}
+    for suite in suites:
+        if not args.json:
+            print(f"nextbest bench {suite} ({BENCH_TARGETS[suite]})", file=sys.stderr if len(suites) > 1 else None)
+        figures[suite] = runs[suite]()
+    print(json.dumps(figures if args.suite == "all" else figures[args.suite], indent=2))
     return 0
 
 
 _COMMANDS = {
     "demo": _cmd_demo,
+    "calibration": _cmd_calibration,
     "simulate": _cmd_simulate,
     "evaluate": _cmd_evaluate,
     "train": _cmd_train,

@@ -96,10 +96,10 @@ def test_broken_scenario_file(tmp_path, scenario):
     assert not (tmp_path / "x.parquet").exists()
 
 
-def test_demo_runs_small(tmp_path, capsys):
-    assert main(["demo", "--customers", "500", "--out", str(tmp_path / "demo.parquet")]) == 0
+def test_calibration_prints_the_figures(capsys):
+    assert main(["calibration", "--customers", "500"]) == 0
     text = capsys.readouterr().out
-    assert "open" in text and "bau:" in text and (tmp_path / "demo.parquet").exists()
+    assert "open" in text and "bau:" in text and "one email vs none" in text
 
 
 def test_bench_quick_prints_json(capsys):
@@ -160,3 +160,14 @@ def test_bench_rl_quick_prints_every_key(capsys):
             assert f"{policy}_{suffix}" in figures
     assert figures["ppo_train_steps_per_s"] > 0
     assert figures["bau_value_lower"] <= figures["bau_value"] <= figures["bau_value_upper"]
+
+
+def test_bench_all_prints_one_object_with_every_group(monkeypatch, capsys):
+    from nextbest.scripts import bench
+
+    for group in ("sim", "ope", "decide", "bandits", "rl"):
+        monkeypatch.setattr(bench, f"bench_{group}", lambda group=group, **kwargs: {f"{group}_figure": 1.0})
+    assert main(["bench", "all", "--json", "--quick"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        group: {f"{group}_figure": 1.0} for group in ("sim", "ope", "decide", "bandits", "rl")
+    }
