@@ -96,7 +96,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("nextbest-demo"), help="output directory (default: %(default)s)")
     demo.add_argument("--seed", type=_seed, default=0)
-    demo.add_argument("--quick", action="store_true", help="small sizes: ~1 minute instead of ~6")
+    demo.add_argument("--quick", action="store_true", help="small sizes: ~30 s instead of ~5 minutes")
     demo.add_argument("--force", action="store_true", help="replace --out if it exists and is not empty")
 
     cal = sub.add_parser("calibration", help="print the scenario's email KPIs and checks against published figures")
