@@ -242,7 +242,8 @@ def _run(
                 f"DR and the per-decision truth: expected reward of one decision at the logged contexts. "
                 f"True value per customer: return over {days} days on {sizes.eval_customers:,} fresh customers "
                 f"(simulator, exact expected rewards, 95% interval), what a policy earns over the customer's "
-                f"lifetime in the campaign."
+                f"lifetime in the campaign. Over {days} days the importance weights of a policy far from the "
+                f"logger explode, so the logs alone cannot certify a lifetime value: it comes from the simulator."
             ),
             curves={"maskable-ppo": [_point(steps, value) for steps, value in trained.history]},
             choice=(
