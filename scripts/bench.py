@@ -444,12 +444,11 @@ def bench_rl(
 
     def record(key: str, policy: Any) -> float:
         value = policy_value(policy, model, n_eval, seed=eval_seed)
-        sends = value.sends_per_customer
         figures[f"{key}_value"] = round(value.mean, 4)
         figures[f"{key}_value_lower"], figures[f"{key}_value_upper"] = round(value.lower, 4), round(value.upper, 4)
-        figures[f"{key}_unsub_rate"] = round(value.unsubscribe_rate / max(sends, 1e-9), 5)
+        figures[f"{key}_unsub_rate"] = round(value.unsubscribes_per_email, 5)
         figures[f"{key}_unsubscribed_share"] = round(value.unsubscribe_rate, 4)
-        figures[f"{key}_sends_per_customer"] = round(sends, 2)
+        figures[f"{key}_sends_per_customer"] = round(value.sends_per_customer, 2)
         figures[f"{key}_discount_share"] = round(value.discount_share, 3)
         return value.mean
 

@@ -259,13 +259,12 @@ def _run(
 
 
 def _lifetime(value: Any) -> dict[str, float]:
-    sends = value.sends_per_customer
     return {
         "value": value.mean,
         "lower": value.lower,
         "upper": value.upper,
-        "sends_per_customer": sends,
-        "unsub_rate": value.unsubscribe_rate / sends if sends > 0 else 0.0,
+        "sends_per_customer": value.sends_per_customer,
+        "unsub_rate": value.unsubscribes_per_email,
         "unsubscribed_share": value.unsubscribe_rate,
         "discount_share": value.discount_share,
     }

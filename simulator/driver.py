@@ -143,6 +143,11 @@ class PolicyValue:
     discount_share: float = float("nan")
     unsubscribe_rate: float = float("nan")
 
+    @property
+    def unsubscribes_per_email(self) -> float:
+        """Unsubscribes per email sent (the industry's unsubscribe rate); 0 for a policy that never emails."""
+        return self.unsubscribe_rate / self.sends_per_customer if self.sends_per_customer > 0 else 0.0
+
     def __str__(self) -> str:
         return f"{self.policy}: {self.mean:.4f} per customer (95% CI {self.lower:.4f} .. {self.upper:.4f})"
 
