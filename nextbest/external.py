@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from nextbest.errors import DataError, NextbestError
-from nextbest.logs import LoggedFeedback, read_table, validate_logs
+from nextbest.logs import LoggedFeedback, positions_in_runs, read_table, validate_logs
 
 __all__ = ["LogMapping", "import_logs"]
 
@@ -267,23 +267,15 @@ def _trajectories(
     for role in ("terminated", "unsubscribed"):
         if role in frame.columns:
             ended |= frame[role].to_numpy(dtype=bool)
+    steps = np.empty(len(frame), dtype=np.int64)
+    steps[order] = positions_in_runs(code[order])
     values = frame[features].to_numpy()
     derived = {
         "episode_id": episode.to_numpy(),
-        "step": _steps(code, order),
+        "step": steps,
         **{f"next_{f}": values[successor, i] for i, f in enumerate(features)},
         "terminated": ended,
         "truncated": last & ~ended,
         "done": last | ended,
     }
     return frame.drop(columns=[c for c in derived if c in frame.columns]).assign(**derived)
-
-
-def _steps(code: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Position of each row within its episode, given the rows sorted by (episode, time)."""
-    sorted_code = code[order]
-    first = np.r_[True, sorted_code[1:] != sorted_code[:-1]]
-    position = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
-    steps = np.empty(len(order), dtype=np.int64)
-    steps[order] = position
-    return steps

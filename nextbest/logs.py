@@ -251,6 +251,14 @@ def validate_logs(
     return LoggedFeedback(frame, features, action_names, metadata, source)
 
 
+def positions_in_runs(keys: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each run of equal consecutive ``keys`` (an episode's steps, once its rows are
+    sorted together)."""
+    index = np.arange(len(keys))
+    first = np.r_[True, keys[1:] != keys[:-1]]
+    return index - np.maximum.accumulate(np.where(first, index, 0))
+
+
 def check_episodes(logs: LoggedFeedback) -> tuple[np.ndarray, np.ndarray]:
     """Check that sequential logs hold whole trajectories and return ``(order, terminal)``: the row
     indices sorted by (episode, step), and per row whether it ends its episode (a ``done``,
@@ -267,8 +275,7 @@ def check_episodes(logs: LoggedFeedback) -> tuple[np.ndarray, np.ndarray]:
     step = frame["step"].to_numpy(dtype=np.int64)
     order = np.lexsort((step, episode))
     ep, st = episode[order], step[order]
-    first = np.r_[True, ep[1:] != ep[:-1]]
-    expected = np.arange(len(order)) - np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))
+    expected = positions_in_runs(ep)
     bad = np.flatnonzero(st != expected)
     if bad.size:
         row = int(order[bad[0]])
