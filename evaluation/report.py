@@ -432,6 +432,17 @@ def summary_rows(report: EvaluationReport) -> list[list[str]]:
     return rows
 
 
+def _md_table(head: Sequence[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def _html_table(head: Sequence[str], rows: list[list[str]]) -> str:
+    esc = html.escape
+    lines = ["<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"]
+    lines += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows]
+    return "\n".join([*lines, "</table>"])
+
+
 def _markdown(report: EvaluationReport) -> str:
     lines = [
         "# nextbest evaluation report",
@@ -444,14 +455,12 @@ def _markdown(report: EvaluationReport) -> str:
     ]
     if report.lifetime:
         lines += ["## Summary", "", report.lifetime_note, ""]
-        lines += ["| " + " | ".join(SUMMARY_HEAD) + " |", "|" + "---|" * len(SUMMARY_HEAD)]
-        lines += ["| " + " | ".join(r) + " |" for r in summary_rows(report)] + [""]
+        lines += [*_md_table(SUMMARY_HEAD, summary_rows(report)), ""]
         lines += [report.choice, ""] if report.choice else []
     for pol in report.policies:
         lines += [f"## {pol.policy}", ""]
         for caption, rows, warnings in _tables(pol):
-            lines += [f"{caption}:", "", "| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-            lines += ["| " + " | ".join(r) + " |" for r in rows]
+            lines += [f"{caption}:", "", *_md_table(_HEAD, rows)]
             lines += [""] + [f"> warning: {w}" for w in warnings] + ([""] if warnings else [])
         q = pol.weight_quantiles
         lines += [
@@ -485,11 +494,11 @@ def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
         f"seed {report.seed}. nextbest {esc(report.nextbest_version)}.</p>",
     ]
     if report.lifetime:
-        parts += ["<h2>Summary</h2>", f"<p>{esc(report.lifetime_note)}</p>", "<table><tr>"]
-        parts += [f"<th>{h}</th>" for h in SUMMARY_HEAD] + ["</tr>"]
-        for row in summary_rows(report):
-            parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-        parts.append("</table>")
+        parts += [
+            "<h2>Summary</h2>",
+            f"<p>{esc(report.lifetime_note)}</p>",
+            _html_table(SUMMARY_HEAD, summary_rows(report)),
+        ]
         if report.choice:
             parts.append(f"<p><strong>{esc(report.choice)}</strong></p>")
         parts.append(f"<img alt='true value per customer' src='data:image/png;base64,{plots['lifetime']}'>")
@@ -502,11 +511,7 @@ def _html(report: EvaluationReport, plots: dict[str, str]) -> str:
     for pol in report.policies:
         parts.append(f"<h2>{esc(pol.policy)}</h2>")
         for caption, rows, warnings in _tables(pol):
-            parts.append(f"<p>{esc(caption)}</p><table><tr>")
-            parts += [f"<th>{h}</th>" for h in _HEAD] + ["</tr>"]
-            for row in rows:
-                parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
-            parts.append("</table>")
+            parts += [f"<p>{esc(caption)}</p>", _html_table(_HEAD, rows)]
             parts += [f"<p class='warn'>{esc(w)}</p>" for w in warnings]
     parts += [
         "<h2>Estimates</h2>",
